@@ -1,0 +1,1 @@
+"""The `judgeforge` command line."""
