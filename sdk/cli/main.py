@@ -29,8 +29,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     eps = sorted(entry_points(group="judgeforge.commands"), key=lambda e: e.name)
     for ep in eps:
-        ep.load()(sub)
+        try:
+            register = ep.load()
+        except ImportError as exc:  # a plugin whose stack is missing must not break the others
+            _register_broken(sub, ep.name, exc)
+            continue
+        register(sub)
     return parser
+
+
+def _register_broken(sub: argparse._SubParsersAction, name: str, exc: ImportError) -> None:
+    parser = sub.add_parser(name, help=f"(unavailable: {exc})")
+
+    def fail(_args: argparse.Namespace) -> int:
+        print(f"judgeforge {name}: unavailable: {exc}", file=sys.stderr)
+        return 1
+
+    parser.set_defaults(func=fail)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

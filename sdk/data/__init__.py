@@ -1,0 +1,1 @@
+"""Pointwise data: records, files, validation, converters and splits."""

@@ -1,0 +1,144 @@
+"""The pointwise record: a query (chat messages), a response and its integer label(s).
+
+    {"input": [{"role": "user", "content": "..."}],
+     "output": {"content": "<response>", "label": {"helpfulness": 3}},
+     "data_source": "helpsteer2", "id": "optional", "extra_info": {...}}
+
+The seed's list form ``"output": [{"content": ..., "label": {...}}]`` loads too (one element).
+The scale of each dimension is part of the dataset's description (:class:`DatasetInfo`), not of
+the record, so validation of label ranges happens against a ``DatasetInfo``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+
+__all__ = ["Message", "PointwiseOutput", "PointwiseRecord", "Scale", "DatasetInfo", "DEFAULT_SCALE"]
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class Message(BaseModel):
+    """One chat message."""
+
+    model_config = ConfigDict(extra="allow")
+    role: Role
+    content: str
+
+
+class PointwiseOutput(BaseModel):
+    """The graded response and its label(s): dimension -> integer score."""
+
+    model_config = ConfigDict(extra="allow")
+    content: str
+    label: dict[str, StrictInt] = Field(min_length=1)
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _integral_floats(cls, value: Any) -> Any:
+        # Parquet/JSON may store 3 as 3.0; accept exact integers only (3.5 stays an error).
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                if isinstance(v, float) and v.is_integer():
+                    v = int(v)
+                out[k] = v
+            return out
+        return value
+
+
+class PointwiseRecord(BaseModel):
+    """One labelled query/response pair."""
+
+    model_config = ConfigDict(extra="forbid")
+    input: list[Message] = Field(min_length=1)
+    output: PointwiseOutput
+    data_source: str = Field(min_length=1)
+    id: str | None = None
+    extra_info: dict[str, Any] | None = None
+
+    @field_validator("output", mode="before")
+    @classmethod
+    def _list_form(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            if len(value) != 1:
+                raise ValueError(f"list form of output must hold exactly one item, got {len(value)}")
+            return value[0]
+        return value
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_to_str(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _has_user_turn(self) -> "PointwiseRecord":
+        if not any(m.role == "user" for m in self.input):
+            raise ValueError("input has no user turn")
+        return self
+
+    @property
+    def query(self) -> str:
+        """The last user turn's text (the question being answered)."""
+        return next(m.content for m in reversed(self.input) if m.role == "user")
+
+    @property
+    def response(self) -> str:
+        return self.output.content
+
+    @property
+    def label(self) -> dict[str, int]:
+        return self.output.label
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class Scale(BaseModel):
+    """An inclusive integer score range, e.g. 0-4 or 1-5."""
+
+    model_config = ConfigDict(frozen=True)
+    min: int = 0
+    max: int = 4
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Scale":
+        if self.max <= self.min:
+            raise ValueError(f"scale max ({self.max}) must be greater than min ({self.min})")
+        return self
+
+    @classmethod
+    def parse(cls, text: str) -> "Scale":
+        """``"1-5"`` -> Scale(min=1, max=5)."""
+        lo, sep, hi = text.strip().partition("-")
+        if not sep:
+            raise ValueError(f"scale must look like MIN-MAX (e.g. 0-4), got {text!r}")
+        return cls(min=int(lo), max=int(hi))
+
+    @property
+    def span(self) -> int:
+        return self.max - self.min
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, int) and self.min <= value <= self.max
+
+    def __str__(self) -> str:
+        return f"{self.min}-{self.max}"
+
+
+DEFAULT_SCALE = Scale()
+
+
+class DatasetInfo(BaseModel):
+    """What a pointwise file describes: its dimensions and their scales, plus provenance."""
+
+    name: str = "dataset"
+    dimensions: dict[str, Scale] = Field(default_factory=lambda: {"helpfulness": DEFAULT_SCALE})
+    source: str | None = None
+    license: str | None = None
+    description: str | None = None
+
+    def scale(self, dimension: str) -> Scale:
+        return self.dimensions.get(dimension, DEFAULT_SCALE)

@@ -1,0 +1,156 @@
+"""Reading scores out of a judge's own output.
+
+Guarantees (tested, see tests/test_parsing.py):
+- Text inside ``<think>...</think>`` is ignored (an unclosed ``<think>`` hides the rest; a stray
+  ``</think>`` hides everything before it, for outputs whose ``<think>`` was prefilled).
+- ``<score>X</score>`` is matched case-insensitively with any whitespace; the LAST tag wins.
+  A trailing unterminated ``<score>X`` (generation stopped at ``</score>``) is accepted.
+- X must be an integer (``3`` or ``3.0``); anything else is ``not_integer``. A value outside the
+  scale is ``out_of_range``. No tag is ``no_score``. Several dimensions use one tag each
+  (``<helpfulness>3</helpfulness>``); a missing one is ``missing_dimension``.
+- A failure is a :class:`ParseFailure` value. It is never turned into a score, and never 0.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Mapping, Union
+
+from judgeforge.data.schema import DEFAULT_SCALE, Scale
+
+__all__ = ["ParsedScore", "ParseFailure", "ParseFailureKind", "ParseResult", "parse_score",
+           "strip_thinking"]
+
+_THINK_BLOCK = re.compile(r"<\s*think\s*>.*?<\s*/\s*think\s*>", re.IGNORECASE | re.DOTALL)
+_THINK_OPEN = re.compile(r"<\s*think\s*>", re.IGNORECASE)
+_THINK_CLOSE = re.compile(r"<\s*/\s*think\s*>", re.IGNORECASE)
+_INTEGER = re.compile(r"[+-]?\d+(?:\.0+)?")
+
+
+class ParseFailureKind(str, Enum):
+    NO_SCORE = "no_score"
+    NOT_INTEGER = "not_integer"
+    OUT_OF_RANGE = "out_of_range"
+    MISSING_DIMENSION = "missing_dimension"
+
+
+@dataclass(frozen=True)
+class ParsedScore:
+    """A successful parse: one integer per dimension, and the text around the tags as reason."""
+
+    scores: dict[str, int]
+    reason: str = ""
+    raw: str = ""
+    ok: bool = field(default=True, init=False)
+
+    @property
+    def score(self) -> int:
+        """The score of a one-dimension parse."""
+        if len(self.scores) != 1:
+            raise ValueError(f"several dimensions parsed: {sorted(self.scores)}; use .scores")
+        return next(iter(self.scores.values()))
+
+
+@dataclass(frozen=True)
+class ParseFailure:
+    """A failed parse. ``partial`` holds dimensions that did parse (multi-dimension outputs)."""
+
+    kind: ParseFailureKind
+    message: str
+    raw: str = ""
+    partial: dict[str, int] = field(default_factory=dict)
+    ok: bool = field(default=False, init=False)
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}: {self.message}"
+
+
+ParseResult = Union[ParsedScore, ParseFailure]
+
+
+def strip_thinking(text: str) -> tuple[str, str]:
+    """Split ``text`` into (visible text, thinking text)."""
+    thoughts = [m.group(0) for m in _THINK_BLOCK.finditer(text)]
+    visible = _THINK_BLOCK.sub(" ", text)
+    close = list(_THINK_CLOSE.finditer(visible))
+    if close:  # prefilled "<think>": everything before the last stray close tag is thinking
+        thoughts.insert(0, visible[: close[-1].start()])
+        visible = visible[close[-1].end():]
+    opened = _THINK_OPEN.search(visible)
+    if opened:  # unclosed: the rest is thinking
+        thoughts.append(visible[opened.end():])
+        visible = visible[: opened.start()]
+    thinking = "\n".join(_THINK_OPEN.sub("", _THINK_CLOSE.sub("", t)).strip() for t in thoughts)
+    return visible, thinking.strip()
+
+
+def _tag_pattern(tag: str) -> re.Pattern[str]:
+    t = re.escape(tag)
+    return re.compile(rf"<\s*{t}\s*>(.*?)<\s*/\s*{t}\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def _read_value(value: str, dim: str, scale: Scale, raw: str) -> int | ParseFailure:
+    value = value.strip()
+    if not _INTEGER.fullmatch(value):
+        return ParseFailure(ParseFailureKind.NOT_INTEGER,
+                            f"{dim}: {value[:40]!r} is not an integer", raw)
+    number = int(float(value))
+    if number not in scale:
+        return ParseFailure(ParseFailureKind.OUT_OF_RANGE,
+                            f"{dim}: {number} is outside the scale {scale}", raw)
+    return number
+
+
+def _find_last(tag: str, visible: str) -> tuple[str, re.Match[str] | None] | None:
+    matches = list(_tag_pattern(tag).finditer(visible))
+    if matches:
+        return matches[-1].group(1), matches[-1]
+    t = re.escape(tag)
+    tail = re.search(rf"<\s*{t}\s*>\s*([^<\s]+)\s*$", visible, re.IGNORECASE)
+    if tail:
+        return tail.group(1), tail
+    return None
+
+
+def parse_score(text: str | None, *, scale: Scale = DEFAULT_SCALE,
+                dimensions: Mapping[str, Scale] | None = None, tag: str = "score") -> ParseResult:
+    """Parse a judge's output.
+
+    With ``dimensions`` of more than one entry, each dimension is read from its own tag; else the
+    single ``tag`` (default ``score``) is read and reported under the dimension's name (or
+    ``score``).
+    """
+    raw = text or ""
+    visible, thinking = strip_thinking(raw)
+    if dimensions and len(dimensions) > 1:
+        tags = {d: (d, s) for d, s in dimensions.items()}
+    else:
+        name, sc = next(iter(dimensions.items())) if dimensions else ("score", scale)
+        tags = {name: (tag, sc)}
+    scores: dict[str, int] = {}
+    missing: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for dim, (t, sc) in tags.items():
+        found = _find_last(t, visible)
+        if found is None:
+            missing.append(dim)
+            continue
+        value = _read_value(found[0], dim, sc, raw)
+        if isinstance(value, ParseFailure):
+            return ParseFailure(value.kind, value.message, raw, dict(scores))
+        scores[dim] = value
+        if found[1] is not None:
+            spans.append(found[1].span())
+    if missing:
+        if not scores:
+            names = ", ".join(f"<{tags[d][0]}>" for d in missing)
+            return ParseFailure(ParseFailureKind.NO_SCORE, f"no {names} tag in the output", raw)
+        return ParseFailure(ParseFailureKind.MISSING_DIMENSION,
+                            f"missing dimension(s): {', '.join(missing)}", raw, scores)
+    reason = visible
+    for start, end in sorted(spans, reverse=True):
+        reason = reason[:start] + reason[end:]
+    reason = reason.strip() or thinking
+    return ParsedScore(scores=scores, reason=reason, raw=raw)

@@ -1,0 +1,117 @@
+"""Reward functions for training judges: prediction vs label on an integer scale.
+
+Contract (like TRL's reward functions, but per item): ``fn(predicted, true, scale) -> float``
+where ``predicted`` is ``None`` for a parse failure. Every built-in pays its minimum reward for a
+parse failure, whatever the label (the seed maps failures to a prediction of 0, which pays full
+reward when the label is 0; judgeforge does not).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from judgeforge.data.schema import DEFAULT_SCALE, Scale
+from judgeforge.errors import ConfigError
+
+__all__ = ["RewardFunction", "ExpDecayReward", "QuadraticReward", "ExactMatchReward",
+           "exp_decay_reward", "quadratic_reward", "exact_match_reward", "get_reward_function",
+           "REWARDS"]
+
+
+class RewardFunction(Protocol):
+    """``(predicted or None, true, scale) -> reward``; ``min_reward`` is paid for failures."""
+
+    min_reward: float
+
+    def __call__(self, predicted: int | None, true: int, scale: Scale = DEFAULT_SCALE) -> float: ...
+
+
+@dataclass(frozen=True)
+class ExpDecayReward:
+    """``exp(-k * |pred - true| / (max - min))``; in (exp(-k), 1]; failures earn 0."""
+
+    k: float = 2.0
+    min_reward: float = 0.0
+
+    def __call__(self, predicted: int | None, true: int, scale: Scale = DEFAULT_SCALE) -> float:
+        if predicted is None or predicted not in scale:
+            return self.min_reward
+        return math.exp(-self.k * abs(predicted - true) / scale.span)
+
+
+@dataclass(frozen=True)
+class QuadraticReward:
+    """``1 - (|pred - true| / (max - min))**2``; in [0, 1]; failures earn 0."""
+
+    min_reward: float = 0.0
+
+    def __call__(self, predicted: int | None, true: int, scale: Scale = DEFAULT_SCALE) -> float:
+        if predicted is None or predicted not in scale:
+            return self.min_reward
+        return 1.0 - (abs(predicted - true) / scale.span) ** 2
+
+
+@dataclass(frozen=True)
+class ExactMatchReward:
+    """1 for the exact label, else 0 (failures too)."""
+
+    min_reward: float = 0.0
+
+    def __call__(self, predicted: int | None, true: int, scale: Scale = DEFAULT_SCALE) -> float:
+        if predicted is None or predicted not in scale:
+            return self.min_reward
+        return 1.0 if predicted == true else 0.0
+
+
+@dataclass(frozen=True)
+class _UserReward:
+    """Wraps a user function ``fn(predicted, true, scale)``; failures earn ``min_reward``."""
+
+    fn: Callable[..., float]
+    min_reward: float = 0.0
+
+    def __call__(self, predicted: int | None, true: int, scale: Scale = DEFAULT_SCALE) -> float:
+        if predicted is None or predicted not in scale:
+            return self.min_reward
+        return float(self.fn(predicted, true, scale))
+
+
+def exp_decay_reward(predicted: int | None, true: int, scale: Scale = DEFAULT_SCALE,
+                     k: float = 2.0) -> float:
+    return ExpDecayReward(k=k)(predicted, true, scale)
+
+
+def quadratic_reward(predicted: int | None, true: int, scale: Scale = DEFAULT_SCALE) -> float:
+    return QuadraticReward()(predicted, true, scale)
+
+
+def exact_match_reward(predicted: int | None, true: int, scale: Scale = DEFAULT_SCALE) -> float:
+    return ExactMatchReward()(predicted, true, scale)
+
+
+REWARDS: dict[str, Callable[..., RewardFunction]] = {
+    "exp_decay": ExpDecayReward,
+    "quadratic": QuadraticReward,
+    "exact": ExactMatchReward,
+}
+
+
+def get_reward_function(name: str = "exp_decay", **params: Any) -> RewardFunction:
+    """A built-in by name (``exp_decay``, ``quadratic``, ``exact``) or ``module:function``.
+
+    A user function is called only for parsed, in-range predictions; failures earn
+    ``params.get("min_reward", 0.0)``.
+    """
+    if name in REWARDS:
+        return REWARDS[name](**params)
+    module, sep, attr = name.partition(":")
+    if not sep:
+        raise ConfigError(f"unknown reward {name!r}: use one of {sorted(REWARDS)} or 'module:function'")
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot load reward function {name!r}: {exc}") from exc
+    return _UserReward(fn, float(params.get("min_reward", 0.0)))
