@@ -1,0 +1,21 @@
+# judgeforge: the two commands of the README, and their parts.
+.PHONY: setup demo demo-quick test test-main test-verl
+
+setup:            ## build .venv and .venv-verl (idempotent)
+	tools/setup_env.sh all
+
+demo: setup       ## the main job: data -> GRPO-trained judge -> served -> graded -> benchmarked
+	.venv/bin/judgeforge demo
+
+demo-quick: setup ## a few-minute version of the main job
+	.venv/bin/judgeforge demo --quick
+
+test: setup       ## every test: the main environment, then the verl environment
+	.venv/bin/python -m pytest tests --ignore=tests/verl -q -ra
+	.venv-verl/bin/python -m pytest tests/verl -q -ra
+
+test-main: setup
+	.venv/bin/python -m pytest tests --ignore=tests/verl -q -ra
+
+test-verl: setup
+	.venv-verl/bin/python -m pytest tests/verl -q -ra
