@@ -48,6 +48,17 @@ _EXPORTS: dict[str, str] = {
     # models
     "ChatModel": "judgeforge.models.base",
     "ChatResponse": "judgeforge.models.base",
+    # grading: results, graders, runner
+    "GraderScore": "judgeforge.results",
+    "GraderError": "judgeforge.results",
+    "GraderResult": "judgeforge.results",
+    "BaseGrader": "judgeforge.grader_base",
+    "LLMGrader": "judgeforge.llm_grader",
+    "GradingRunner": "judgeforge.runner",
+    "GraderConfig": "judgeforge.runner",
+    "WeightedMean": "judgeforge.runner",
+    "RunSummary": "judgeforge.runner",
+    "record_mapper": "judgeforge.runner",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,0 +1,116 @@
+"""Built-in graders: helpfulness, correctness, relevance (0-4, the seed's scales) and a
+multi-dimension grader that asks for several dimensions in one call.
+
+Each is an :class:`~judgeforge.llm_grader.LLMGrader` with its prompt; every LLMGrader option
+(``mode``, ``constrained``, ``n``, ``vote``, ``temperature``...) passes through. A custom grader
+is a subclass, or an ``LLMGrader(model, template=PromptTemplate(...))``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+from judgeforge.data.schema import DEFAULT_SCALE, Scale
+from judgeforge.errors import ConfigError
+from judgeforge.llm_grader import LLMGrader
+from judgeforge.models.base import ChatModel
+from judgeforge.prompt import PromptTemplate
+
+__all__ = [
+    "HelpfulnessGrader",
+    "CorrectnessGrader",
+    "RelevanceGrader",
+    "MultiDimensionGrader",
+    "GRADERS",
+    "get_grader",
+    "grader_names",
+]
+
+
+class _OneDimension(LLMGrader):
+    """An LLMGrader for one named dimension."""
+
+    DIMENSION = "helpfulness"
+
+    def __init__(self, model: ChatModel, *, scale: Scale = DEFAULT_SCALE,
+                 rubric: str | None = None, thinking: bool = False,
+                 system_prompt: str | None = None, **opts: Any) -> None:
+        template = PromptTemplate({self.DIMENSION: scale}, rubric=rubric, thinking=thinking,
+                                  system_prompt=system_prompt)
+        super().__init__(model, template=template, **opts)
+
+
+class HelpfulnessGrader(_OneDimension):
+    """How helpful the response is to the user: 0 (not helpful) to 4 (very helpful)."""
+
+    DIMENSION = "helpfulness"
+
+
+class CorrectnessGrader(_OneDimension):
+    """How factually correct the response is: 0 (wrong) to 4 (perfect).
+
+    Pass ``reference=`` (a top-score answer) when you have one.
+    """
+
+    DIMENSION = "correctness"
+
+
+class RelevanceGrader(_OneDimension):
+    """How relevant the response is to the query: 0 (off-topic) to 4 (highly relevant)."""
+
+    DIMENSION = "relevance"
+
+
+class MultiDimensionGrader(LLMGrader):
+    """Several dimensions in one call (``<helpfulness>X</helpfulness>`` ... one tag each).
+
+    ``score`` is the mean of the dimensions; ``metadata["scores"]`` holds each. In
+    ``expected`` mode each dimension is its own call (prefilled with its tag).
+    """
+
+    def __init__(self, model: ChatModel, *,
+                 dimensions: Sequence[str] | Mapping[str, Scale] = ("helpfulness", "correctness",
+                                                                    "relevance"),
+                 scale: Scale = DEFAULT_SCALE, rubric: str | None = None,
+                 thinking: bool = False, system_prompt: str | None = None,
+                 **opts: Any) -> None:
+        dims = dict(dimensions) if isinstance(dimensions, Mapping) else \
+            {d: scale for d in dimensions}
+        if len(dims) < 2:
+            raise ConfigError("MultiDimensionGrader needs at least two dimensions; use a "
+                              "one-dimension grader otherwise")
+        template = PromptTemplate(dims, rubric=rubric, thinking=thinking,
+                                  system_prompt=system_prompt)
+        opts.setdefault("name", "multi_dimension")
+        super().__init__(model, template=template, **opts)
+
+
+GRADERS: dict[str, Callable[..., LLMGrader]] = {
+    "helpfulness": HelpfulnessGrader,
+    "correctness": CorrectnessGrader,
+    "relevance": RelevanceGrader,
+    "multi": MultiDimensionGrader,
+}
+
+
+def grader_names() -> list[str]:
+    """The names :func:`get_grader` knows."""
+    return sorted(GRADERS)
+
+
+def get_grader(name: str, model: ChatModel, **opts: Any) -> LLMGrader:
+    """A built-in grader by name (``helpfulness``, ``correctness``, ``relevance``, ``multi``).
+
+    Any other name is graded as a single dimension of that name (a template away).
+    """
+    factory = GRADERS.get(name)
+    if factory is not None:
+        return factory(model, **opts)
+    if not name.isidentifier():
+        raise ConfigError(f"unknown grader {name!r}: use one of {', '.join(grader_names())} "
+                          "or a dimension name (letters, digits, underscores)")
+    scale = opts.pop("scale", DEFAULT_SCALE)
+    template = PromptTemplate({name: scale}, rubric=opts.pop("rubric", None),
+                              thinking=opts.pop("thinking", False),
+                              system_prompt=opts.pop("system_prompt", None))
+    return LLMGrader(model, template=template, **opts)

@@ -1,0 +1,34 @@
+"""Batch grading: :class:`GradingRunner`, :class:`GraderConfig`, mappers, checkpoints, aggregators.
+
+OpenJudge-compatible (``GradingRunner(grader_configs=..., max_concurrency=...,
+aggregators=..., show_progress=...)``, ``await runner.arun(dataset)``), with crash-safe JSONL
+output and resume.
+"""
+
+from judgeforge.runner.aggregators import WeightedMean
+from judgeforge.runner.checkpoint import Checkpoint, CheckpointEntry, row_key, row_keys
+from judgeforge.runner.config import (
+    GraderConfig,
+    Mapper,
+    MappingError,
+    apply_mapper,
+    record_mapper,
+    resolve_path,
+)
+from judgeforge.runner.runner import GradingRunner, RunSummary
+
+__all__ = [
+    "GradingRunner",
+    "RunSummary",
+    "GraderConfig",
+    "Mapper",
+    "MappingError",
+    "apply_mapper",
+    "record_mapper",
+    "resolve_path",
+    "WeightedMean",
+    "Checkpoint",
+    "CheckpointEntry",
+    "row_key",
+    "row_keys",
+]

@@ -1,0 +1,190 @@
+"""Crash-safe JSONL results: appended as they finish, resumed by row key.
+
+One line per (row, grader)::
+
+    {"key": "<row key>", "grader": "<config key>", "index": 3, "result": {...}}
+
+``result`` is :func:`judgeforge.results.to_dict` of the score or error. Each line is written
+with one ``write`` on an ``O_APPEND`` descriptor and then ``fsync``-ed, so a killed job loses at
+most the line being written. On open, a torn last line (no trailing newline) is cut off and
+its row is graded again; a line that is not valid JSON elsewhere is ignored (and dropped when
+the file is compacted). An exclusive ``flock`` stops two runs from writing the same file.
+
+Row keys (:func:`row_key`): the row's ``id`` when present, else
+:func:`judgeforge.data.keys.record_key`'s content hash for pointwise records, else a sha1 of the
+row's canonical JSON; repeats get ``-2``, ``-3``... suffixes in dataset order.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from judgeforge.data.keys import canonical_json, record_key, unique_ids
+from judgeforge.errors import ConfigError
+
+__all__ = ["Checkpoint", "CheckpointEntry", "row_key", "row_keys"]
+
+log = logging.getLogger(__name__)
+
+
+def row_key(row: Any) -> str:
+    """A stable key for one dataset row (see the module docstring)."""
+    if isinstance(row, Mapping):
+        rid = row.get("id")
+        if rid is not None and not isinstance(rid, bool) and str(rid) != "":
+            return str(rid)
+        if "input" in row and "output" in row:
+            return record_key(row)
+        payload = canonical_json(dict(row))
+        return hashlib.sha1(payload.encode("utf-8", "surrogatepass")).hexdigest()
+    if hasattr(row, "model_dump"):
+        return record_key(row) if hasattr(row, "input") else row_key(row.model_dump(mode="json"))
+    raise TypeError(f"cannot key a row of type {type(row).__name__}")
+
+
+def row_keys(rows: Sequence[Any]) -> list[str]:
+    """Keys for every row, unique within the dataset."""
+    return unique_ids([row_key(r) for r in rows])
+
+
+@dataclass
+class CheckpointEntry:
+    """One stored result line."""
+
+    key: str
+    grader: str
+    index: int | None
+    result: dict[str, Any]
+
+    @property
+    def retryable(self) -> bool:
+        """An error value marked retryable (a transport failure)."""
+        r = self.result
+        return r.get("error") is not None and bool((r.get("metadata") or {}).get("retryable"))
+
+    def line(self) -> bytes:
+        data = {"key": self.key, "grader": self.grader, "index": self.index,
+                "result": self.result}
+        return (json.dumps(data, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
+class Checkpoint:
+    """An append-only JSONL results file that a rerun resumes from."""
+
+    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self.entries: dict[tuple[str, str], CheckpointEntry] = {}
+        self.torn_lines = 0
+        self.bad_lines = 0
+        self.superseded = 0
+        self.appended = 0
+        self._fd: int | None = None
+
+    # -- opening and reading -------------------------------------------------------------------
+    def open(self) -> dict[tuple[str, str], CheckpointEntry]:
+        """Lock the file, cut a torn last line, and read what is already done."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConfigError(f"{self.path} is being written by another run") from None
+        self._fd = fd
+        data = self._read_all(fd)
+        end = data.rfind(b"\n") + 1
+        if end < len(data):  # a kill mid-write left a partial line: drop it, redo its row
+            self.torn_lines = 1
+            os.ftruncate(fd, end)
+            log.warning("%s: dropped a torn last line (%d bytes)", self.path, len(data) - end)
+            data = data[:end]
+        for raw in data.splitlines():
+            self._load_line(raw)
+        return self.entries
+
+    @staticmethod
+    def _read_all(fd: int) -> bytes:
+        os.lseek(fd, 0, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _load_line(self, raw: bytes) -> None:
+        if not raw.strip():
+            return
+        try:
+            data = json.loads(raw)
+            entry = CheckpointEntry(str(data["key"]), str(data["grader"]), data.get("index"),
+                                    dict(data["result"]))
+        except (ValueError, KeyError, TypeError):
+            self.bad_lines += 1
+            return
+        ident = (entry.key, entry.grader)
+        if ident in self.entries:
+            self.superseded += 1
+        self.entries[ident] = entry  # the last line for a (row, grader) wins
+
+    # -- writing -------------------------------------------------------------------------------
+    def append(self, key: str, grader: str, index: int | None, result: dict[str, Any]) -> None:
+        """Append one result line (one write, then fsync)."""
+        if self._fd is None:
+            raise RuntimeError("checkpoint is not open")
+        entry = CheckpointEntry(key, grader, index, result)
+        if (key, grader) in self.entries:
+            self.superseded += 1
+        self.entries[(key, grader)] = entry
+        os.write(self._fd, entry.line())
+        if self.fsync:
+            os.fsync(self._fd)
+        self.appended += 1
+
+    @property
+    def needs_compaction(self) -> bool:
+        return bool(self.torn_lines or self.bad_lines or self.superseded or self.appended)
+
+    def compact(self, order: Iterable[tuple[str, str]]) -> None:
+        """Rewrite the file atomically: one line per (row, grader), ``order`` first.
+
+        Entries not named in ``order`` (rows of another dataset) are kept after them.
+        """
+        ordered: list[CheckpointEntry] = []
+        seen: set[tuple[str, str]] = set()
+        for ident in order:
+            entry = self.entries.get(ident)
+            if entry is not None and ident not in seen:
+                ordered.append(entry)
+                seen.add(ident)
+        ordered += [e for i, e in self.entries.items() if i not in seen]
+        tmp = self.path.with_name(f".{self.path.name}.compact-{os.getpid()}")
+        with open(tmp, "wb") as fh:
+            fh.writelines(e.line() for e in ordered)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def close(self) -> None:
+        """Release the lock and the descriptor."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing releases the flock
+
+    def __enter__(self) -> "Checkpoint":
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

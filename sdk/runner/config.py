@@ -1,0 +1,128 @@
+"""Grader configurations and mappers (OpenJudge-compatible).
+
+A mapper turns a dataset row into the grader's keyword arguments:
+
+- ``None``: the row's columns are the keywords (OpenJudge's behaviour);
+- a dict ``{"query": "input.0.content", "response": "output.content"}`` of dotted paths (dict
+  keys, list indices, and OpenJudge's list traversal: ``"items.name"`` over a list of dicts);
+- a callable ``row -> dict``.
+
+A path missing from a row raises :class:`MappingError`, which the runner turns into an error
+value for that row (never the text ``"None"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Union
+
+from judgeforge.errors import JudgeforgeError
+
+__all__ = ["GraderConfig", "Mapper", "MappingError", "resolve_path", "apply_mapper",
+           "record_mapper"]
+
+Mapper = Union[Mapping[str, str], Callable[[Any], Mapping[str, Any]], None]
+
+_MISSING = object()
+
+
+class MappingError(JudgeforgeError, KeyError):
+    """A mapper path is missing from a row, or a callable mapper failed."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+def _get(data: Any, parts: list[str]) -> Any:
+    if not parts:
+        return data
+    key, rest = parts[0], parts[1:]
+    if isinstance(data, Mapping):
+        return _get(data[key], rest) if key in data else _MISSING
+    if isinstance(data, (list, tuple)):
+        if key.lstrip("-").isdigit():
+            i = int(key)
+            return _get(data[i], rest) if -len(data) <= i < len(data) else _MISSING
+        values = [v for v in (_get(item, parts) for item in data) if v is not _MISSING]
+        return values if values else _MISSING
+    attr = getattr(data, key, _MISSING)  # pydantic records and other objects
+    return _MISSING if attr is _MISSING else _get(attr, rest)
+
+
+def resolve_path(row: Any, path: str) -> Any:
+    """The value at the dotted ``path`` in ``row``; :class:`MappingError` if it is missing."""
+    value = _get(row, path.split(".")) if path else row
+    if value is _MISSING:
+        raise MappingError(f"mapper path {path!r} is missing from the row")
+    return value
+
+
+def apply_mapper(row: Any, mapper: Mapper) -> dict[str, Any]:
+    """The grader keywords for ``row`` (see the module docstring)."""
+    if mapper is None:
+        if isinstance(row, Mapping):
+            return dict(row)
+        if hasattr(row, "model_dump"):
+            return record_mapper(row)
+        raise MappingError(f"a row of type {type(row).__name__} needs a mapper")
+    if isinstance(mapper, Mapping):
+        return {name: resolve_path(row, str(path)) for name, path in mapper.items()}
+    if callable(mapper):
+        try:
+            out = mapper(row)
+        except MappingError:
+            raise
+        except Exception as exc:  # a user callable: report its failure as this row's error
+            raise MappingError(f"mapper {getattr(mapper, '__name__', mapper)!r} failed: "
+                               f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(out, Mapping):
+            raise MappingError(f"mapper returned {type(out).__name__}, not a dict")
+        return dict(out)
+    raise TypeError(f"a mapper is a dict of paths, a callable or None, not {type(mapper)}")
+
+
+def record_mapper(row: Any) -> dict[str, Any]:
+    """Keywords for a pointwise record (or its dict form).
+
+    ``query`` is the last user turn, ``response`` the output content, ``rubric``/``reference``
+    come from ``extra_info`` when present.
+    """
+    data = row.model_dump(mode="json") if hasattr(row, "model_dump") else row
+    try:
+        output = data["output"]
+        output = output[0] if isinstance(output, list) else output
+        users = [m for m in data["input"] if m.get("role") == "user"]
+        kw: dict[str, Any] = {"query": users[-1]["content"], "response": output["content"]}
+    except (KeyError, IndexError, TypeError) as exc:
+        raise MappingError(f"not a pointwise record (needs input with a user turn and "
+                           f"output.content): {type(exc).__name__}: {exc}") from exc
+    extra = data.get("extra_info") or {}
+    for name in ("rubric", "reference"):
+        if extra.get(name) is not None:
+            kw[name] = extra[name]
+    return kw
+
+
+@dataclass
+class GraderConfig:
+    """A grader and the mapper that feeds it (OpenJudge's ``GraderConfig``)."""
+
+    grader: Any
+    mapper: Mapper = None
+
+    @classmethod
+    def create(cls, config: Any) -> "GraderConfig":
+        """Accept a GraderConfig (ours or OpenJudge's), a grader, ``(grader, mapper)`` or a dict."""
+        if isinstance(config, cls):
+            return config
+        if isinstance(config, tuple):
+            if not 1 <= len(config) <= 2:
+                raise TypeError(f"a grader tuple is (grader, mapper), got {len(config)} items")
+            return cls(*config)
+        if isinstance(config, Mapping):
+            return cls(**config)
+        if hasattr(config, "grader") and hasattr(config, "mapper"):  # OpenJudge's GraderConfig
+            return cls(config.grader, config.mapper)
+        if hasattr(config, "aevaluate"):
+            return cls(config)
+        raise TypeError(f"not a grader configuration: {config!r}")
