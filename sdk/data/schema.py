@@ -11,6 +11,7 @@ the record, so validation of label ranges happens against a ``DatasetInfo``.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
@@ -18,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, m
 __all__ = ["Message", "PointwiseOutput", "PointwiseRecord", "Scale", "DatasetInfo", "DEFAULT_SCALE"]
 
 Role = Literal["system", "user", "assistant", "tool"]
+
+_SCALE_RE = re.compile(r"^\s*(-?\d+)\s*(?:-|\.\.)\s*(-?\d+)\s*$")
 
 
 class Message(BaseModel):
@@ -73,11 +76,14 @@ class PointwiseRecord(BaseModel):
     def _id_to_str(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
-    @model_validator(mode="after")
-    def _has_user_turn(self) -> "PointwiseRecord":
-        if not any(m.role == "user" for m in self.input):
-            raise ValueError("input has no user turn")
-        return self
+    @field_validator("input", mode="after")
+    @classmethod
+    def _has_user_turn(cls, value: list[Message]) -> list[Message]:
+        # A field validator (not a model validator) so the error's location is ``input``.
+        if not any(m.role == "user" for m in value):
+            roles = ", ".join(m.role for m in value) or "none"
+            raise ValueError(f"no user turn (roles: {roles})")
+        return value
 
     @property
     def query(self) -> str:
@@ -86,13 +92,16 @@ class PointwiseRecord(BaseModel):
 
     @property
     def response(self) -> str:
+        """The graded response's text."""
         return self.output.content
 
     @property
     def label(self) -> dict[str, int]:
+        """Dimension -> integer score."""
         return self.output.label
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready dict form (``None`` values left out, ``output`` as a dict)."""
         return self.model_dump(mode="json", exclude_none=True)
 
 
@@ -111,14 +120,15 @@ class Scale(BaseModel):
 
     @classmethod
     def parse(cls, text: str) -> "Scale":
-        """``"1-5"`` -> Scale(min=1, max=5)."""
-        lo, sep, hi = text.strip().partition("-")
-        if not sep:
+        """``"1-5"`` -> Scale(min=1, max=5) (``"-2-2"`` and ``"1..5"`` work too)."""
+        match = _SCALE_RE.match(text)
+        if not match:
             raise ValueError(f"scale must look like MIN-MAX (e.g. 0-4), got {text!r}")
-        return cls(min=int(lo), max=int(hi))
+        return cls(min=int(match.group(1)), max=int(match.group(2)))
 
     @property
     def span(self) -> int:
+        """``max - min`` (the largest possible error)."""
         return self.max - self.min
 
     def __contains__(self, value: object) -> bool:
@@ -140,5 +150,19 @@ class DatasetInfo(BaseModel):
     license: str | None = None
     description: str | None = None
 
+    @field_validator("dimensions", mode="before")
+    @classmethod
+    def _scale_strings(cls, value: Any) -> Any:
+        # {"helpfulness": "0-4"} is accepted as shorthand for {"helpfulness": {"min": 0, "max": 4}}.
+        if isinstance(value, dict):
+            return {k: Scale.parse(v) if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
     def scale(self, dimension: str) -> Scale:
+        """The scale of ``dimension`` (the default 0-4 when the dimension is not described)."""
         return self.dimensions.get(dimension, DEFAULT_SCALE)
+
+    @property
+    def dimension_names(self) -> list[str]:
+        """The dimensions in their declared order."""
+        return list(self.dimensions)

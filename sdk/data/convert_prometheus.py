@@ -1,0 +1,206 @@
+"""Prometheus absolute-grading sets (MT-Bench, Vicuna, ...) -> pointwise records, scale 1-5.
+
+Each item's ``instruction`` is a whole Prometheus prompt; its sections are split out::
+
+    ###Task Description: ...             (the grader's instructions: dropped)
+    ###The instruction to evaluate: ...  -> the user message (the query)
+    ###Response to evaluate: ...         -> output.content
+    ###Reference Answer (Score 5): ...   -> extra_info.reference
+    ###Score Rubrics: ...                -> extra_info.rubric
+    ###Feedback:                         (where the grader writes: dropped)
+
+The label is the rounded mean of the GPT-4 scores (``gpt4_score``, a list or a string holding a
+list), rounding halves up: ``floor(mean + 1/2)`` computed exactly with fractions. With three
+integer scores the mean is never exactly a half, so half-up and Python's half-to-even agree;
+both reproduce the published spreads (MT-Bench {1:35, 2:52, 3:35, 4:122, 5:76}, Vicuna
+{1:4, 2:12, 3:24, 4:170, 5:110}); flooring or taking the median do not. The ``idx`` of these
+files is shared by the four responses to one question, so ids are
+``<data_source>-<idx>-<response_source>``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from judgeforge.data.io import LoadResult, finish_conversion, iter_raw_rows
+from judgeforge.data.keys import unique_ids
+from judgeforge.data.schema import DatasetInfo, PointwiseRecord, Scale
+from judgeforge.data.validate import RawRow, RowError, coerce_score, validate_one
+
+__all__ = [
+    "PROMETHEUS_SCALE",
+    "convert_prometheus",
+    "default_data_source",
+    "parse_prometheus_prompt",
+    "prometheus_info",
+    "round_half_up",
+]
+
+PROMETHEUS_SCALE = Scale(min=1, max=5)
+_SECTIONS = (
+    ("query", "###The instruction to evaluate:"),
+    ("response", "###Response to evaluate:"),
+    ("reference", re.compile(r"###Reference Answer(?: \(Score 5\))?:")),
+    ("rubric", re.compile(r"###Score Rubrics?:")),
+)
+_END = re.compile(r"\n###Feedback:\s*$")
+
+
+class _RowProblem(ValueError):
+    def __init__(self, field: str | None, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+def round_half_up(value: Fraction | float | int) -> int:
+    """Round to the nearest integer, halves up (2.5 -> 3), exactly for fractions."""
+    return math.floor(Fraction(value) + Fraction(1, 2))
+
+
+def prometheus_info(name: str, dimension: str = "quality") -> DatasetInfo:
+    """DatasetInfo of a converted Prometheus set: one dimension on the 1-5 scale."""
+    return DatasetInfo(
+        name=name,
+        dimensions={dimension: PROMETHEUS_SCALE},
+        source="prometheus-eval/prometheus-eval eval/benchmark/data",
+        license="Apache-2.0 (repository); labels are GPT-4 outputs",
+        description="Prometheus absolute grading: rounded mean of three GPT-4 scores, with the "
+                    "item's rubric and reference answer in extra_info.",
+    )
+
+
+def _find(text: str, marker: str | re.Pattern[str], start: int) -> tuple[int, int]:
+    if isinstance(marker, str):
+        pos = text.find(marker, start)
+        return (pos, pos + len(marker)) if pos >= 0 else (-1, -1)
+    match = marker.search(text, start)
+    return match.span() if match else (-1, -1)
+
+
+def parse_prometheus_prompt(text: str) -> dict[str, str]:
+    """Split a Prometheus absolute-grading prompt into query, response, reference, rubric.
+
+    Raises ``ValueError`` naming the first section header that is missing.
+    """
+    spans = []
+    pos = 0
+    for name, marker in _SECTIONS:
+        begin, end = _find(text, marker, pos)
+        if begin < 0:
+            label = marker if isinstance(marker, str) else marker.pattern.replace("\\", "")
+            raise ValueError(f"section {label!r} not found")
+        spans.append((name, begin, end))
+        pos = end
+    out = {}
+    for i, (name, _, end) in enumerate(spans):
+        stop = spans[i + 1][1] if i + 1 < len(spans) else len(text)
+        section = text[end:stop]
+        if i + 1 == len(spans):
+            match = _END.search(section)
+            section = section[: match.start()] if match else section
+        out[name] = section.strip()
+    return out
+
+
+def _scores(value: Any) -> list[int]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise _RowProblem("gpt4_score", f"{value[:40]!r} is not a JSON list") from None
+    if not isinstance(value, (list, tuple)) or not value:
+        raise _RowProblem("gpt4_score", "expected a non-empty list of scores")
+    scores = []
+    for i, v in enumerate(value):
+        try:
+            score = coerce_score(v)
+        except ValueError as exc:
+            raise _RowProblem(f"gpt4_score[{i}]", str(exc)) from None
+        if score not in PROMETHEUS_SCALE:
+            raise _RowProblem(f"gpt4_score[{i}]", f"{score} is outside the scale {PROMETHEUS_SCALE}")
+        scores.append(score)
+    return scores
+
+
+def _convert_row(raw: RawRow, dimension: str, data_source: str) -> dict[str, Any]:
+    if raw.error is not None:
+        raise _RowProblem(None, raw.error)
+    row = raw.data
+    if not isinstance(row, Mapping):
+        raise _RowProblem(None, f"expected an object, got {type(row).__name__}")
+    text = row.get("instruction")
+    if not isinstance(text, str):
+        raise _RowProblem("instruction", f"expected the prompt text, got {type(text).__name__}")
+    try:
+        parts = parse_prometheus_prompt(text)
+    except ValueError as exc:
+        raise _RowProblem("instruction", str(exc)) from None
+    scores = _scores(row.get("gpt4_score"))
+    label = round_half_up(Fraction(sum(scores), len(scores)))
+    idx = row.get("idx", raw.index)
+    extra = {"rubric": parts["rubric"], "reference": parts["reference"], "idx": idx,
+             "gpt4_scores": scores}
+    for key in ("category", "response_source"):
+        if row.get(key) is not None:
+            extra[key] = row[key]
+    rid = f"{data_source}-{idx}"
+    if row.get("response_source") is not None:
+        rid += f"-{row['response_source']}"
+    return {"input": [{"role": "user", "content": parts["query"]}],
+            "output": {"content": parts["response"], "label": {dimension: label}},
+            "data_source": data_source, "id": rid, "extra_info": extra}
+
+
+def default_data_source(path: str | os.PathLike[str]) -> str:
+    """``mt_bench_eval.json`` -> ``prometheus/mt_bench``."""
+    stem = Path(path).stem
+    return "prometheus/" + re.sub(r"_eval$", "", stem)
+
+
+def convert_prometheus(
+    source: str | os.PathLike[str] | Iterable[Mapping[str, Any]],
+    *,
+    dimension: str = "quality",
+    data_source: str | None = None,
+    skip_invalid: bool = False,
+) -> LoadResult:
+    """Convert a Prometheus absolute-grading file (JSON list or JSONL) or rows to records.
+
+    ``data_source`` defaults to ``prometheus/<file stem without _eval>``. Raises DataError
+    naming every row that cannot be converted unless ``skip_invalid``.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        rows: Iterable[RawRow] = iter_raw_rows(source)
+        where = str(source)
+        data_source = data_source or default_data_source(source)
+    else:
+        rows = (RawRow(i, None, r) for i, r in enumerate(source))
+        where = "rows"
+        data_source = data_source or "prometheus"
+    info = prometheus_info(data_source.replace("/", "_"), dimension)
+    kept: list[tuple[RawRow, dict[str, Any]]] = []
+    errors: list[RowError] = []
+    total = 0
+    for raw in rows:
+        total += 1
+        try:
+            kept.append((raw, _convert_row(raw, dimension, data_source)))
+        except _RowProblem as exc:
+            errors.append(RowError(raw.index, raw.line, exc.field, str(exc)))
+    records: list[PointwiseRecord] = []
+    for (raw, data), rid in zip(kept, unique_ids([d["id"] for _, d in kept])):
+        data["id"] = rid
+        result = validate_one(RawRow(raw.index, raw.line, data), info)
+        if isinstance(result, PointwiseRecord):
+            records.append(result)
+        else:
+            errors.extend(result)
+    return finish_conversion(records, errors, info, total=total, skip_invalid=skip_invalid,
+                             source=where)
