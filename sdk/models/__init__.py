@@ -1,5 +1,40 @@
-"""Judge models: the ChatModel contract, the OpenAI-compatible client and managed vLLM servers."""
+"""Judge models: the ChatModel contract, the OpenAI-compatible client and managed vLLM servers.
+
+Everything beyond the contract is loaded lazily, so ``import judgeforge.models`` never imports
+openai, torch, vllm or transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from judgeforge.models.base import ChatChoice, ChatModel, ChatResponse, TokenLogprob, Usage
 
-__all__ = ["ChatChoice", "ChatModel", "ChatResponse", "TokenLogprob", "Usage"]
+_LAZY: dict[str, str] = {
+    "OpenAIChatModel": "judgeforge.models.openai_chat",
+    "RetryPolicy": "judgeforge.models.retry",
+    "VLLMServer": "judgeforge.models.vllm_server",
+    "build_vllm_command": "judgeforge.models.vllm_server",
+    "build_vllm_env": "judgeforge.models.vllm_server",
+    "detect_device": "judgeforge.models.vllm_server",
+    "prepare_default_model": "judgeforge.models.default_model",
+    "default_model_path": "judgeforge.models.default_model",
+    "judgeforge_home": "judgeforge.models.default_model",
+    "ScriptedChatModel": "judgeforge.models.mock",
+}
+
+__all__ = ["ChatChoice", "ChatModel", "ChatResponse", "TokenLogprob", "Usage", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'judgeforge.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
