@@ -1,0 +1,189 @@
+"""``judgeforge grade``: grade a dataset with a served judge, crash-safely.
+
+    judgeforge grade --data test.parquet --model http://localhost:8000/v1 \\
+        --grader helpfulness --mode expected --output results.jsonl
+
+``--model`` is an OpenAI-compatible base URL, or a local Hugging Face folder (served by a
+managed vLLM server); without it the prepared default model is served. ``--data`` reads the
+project's pointwise files (query = last user turn, response = output.content, rubric and
+reference from extra_info) and plain JSONL/JSON with ``query``/``response`` columns. With
+``--output`` results are appended as they finish; rerunning the same command resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from judgeforge.data.schema import Scale
+from judgeforge.errors import ConfigError, DataError
+from judgeforge.results import is_score, to_dict
+
+__all__ = ["register", "read_rows", "plain_mapper", "run_grade"]
+
+
+def plain_mapper(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Keywords for a plain row: ``query``, ``response``, and ``rubric``/``reference`` if set."""
+    from judgeforge.runner.config import resolve_path
+
+    kw = {"query": resolve_path(row, "query"), "response": resolve_path(row, "response")}
+    for name in ("rubric", "reference"):
+        if row.get(name) is not None:
+            kw[name] = row[name]
+    return kw
+
+
+def read_rows(path: str | Path, limit: int | None = None) -> tuple[list[dict[str, Any]], Any]:
+    """Rows of ``path`` and the mapper that feeds graders from them.
+
+    Pointwise files (Parquet, or JSON/JSONL whose first row has ``input`` and ``output``) are
+    validated by :func:`judgeforge.data.io.load_records`; other JSON/JSONL rows are plain.
+    """
+    from judgeforge.data.io import detect_format, iter_raw_rows, load_records
+    from judgeforge.runner.config import record_mapper
+
+    kind = detect_format(path)
+    pointwise = kind == "parquet"
+    plain: list[dict[str, Any]] = []
+    if kind in ("jsonl", "json"):
+        bad = []
+        for raw in iter_raw_rows(path):
+            if raw.error is not None or not isinstance(raw.data, dict):
+                bad.append(f"row {raw.index} (line {raw.line}): {raw.error or 'not an object'}")
+                continue
+            if not plain and not bad and "input" in raw.data and "output" in raw.data:
+                pointwise = True
+                break
+            plain.append(raw.data)
+            if limit is not None and len(plain) >= limit:
+                break
+        if bad and not pointwise:
+            raise DataError(f"{path}: {len(bad)} unreadable row(s):\n" + "\n".join(bad[:20]),
+                            bad)
+    elif kind != "parquet":
+        raise ConfigError(f"{path}: grade reads Parquet, JSONL or JSON (got {kind})")
+    if not pointwise:
+        return plain, plain_mapper
+    records = load_records(path).records
+    if limit is not None:
+        records = records[:limit]
+    return [r.to_dict() for r in records], record_mapper
+
+
+def _build_model(args: argparse.Namespace) -> Any:
+    from judgeforge.models.openai_chat import OpenAIChatModel
+
+    common: dict[str, Any] = {"max_concurrency": args.concurrency, "timeout": args.timeout}
+    target = args.model
+    if target is None:
+        return OpenAIChatModel(api_key=args.api_key, **common)
+    if target.startswith(("http://", "https://")):
+        return OpenAIChatModel(model=args.model_name, base_url=target, api_key=args.api_key,
+                               **common)
+    if not Path(target).expanduser().is_dir():
+        raise ConfigError(f"--model {target!r} is neither an http(s) URL nor a model folder")
+    options = {"served_model_name": args.model_name} if args.model_name else None
+    return OpenAIChatModel(model=target, is_local=True, api_key=args.api_key,
+                           server_options=options, **common)
+
+
+def _build_grader(args: argparse.Namespace, model: Any) -> Any:
+    from judgeforge.graders.builtin import get_grader
+
+    opts: dict[str, Any] = {"mode": args.mode, "constrained": args.constrained,
+                            "n": args.votes, "vote": args.vote_method,
+                            "temperature": args.temperature, "max_tokens": args.max_tokens,
+                            "scale": Scale.parse(args.scale), "thinking": args.thinking}
+    if args.grader == "multi" and args.dimensions:
+        opts["dimensions"] = [d.strip() for d in args.dimensions.split(",") if d.strip()]
+    return get_grader(args.grader, model, **opts)
+
+
+async def run_grade(args: argparse.Namespace) -> int:
+    """The command's body (async): build model, grader and runner; grade; report."""
+    from judgeforge.runner import GraderConfig, GradingRunner
+
+    rows, mapper = read_rows(args.data, args.limit)
+    model = _build_model(args)
+    async with model:
+        grader = _build_grader(args, model)
+        runner = GradingRunner({args.grader: GraderConfig(grader, mapper)},
+                               max_concurrency=args.concurrency,
+                               show_progress=not args.no_progress, output=args.output,
+                               retry_errors=not args.no_retry_errors)
+        results = await runner.arun(rows)
+    column = results[args.grader]
+    if args.output is None:
+        for i, result in enumerate(column):
+            print(json.dumps({"index": i, "grader": args.grader, "result": to_dict(result)},
+                             ensure_ascii=False))
+    scores = [r.score for r in column if is_score(r)]
+    summary = runner.summary
+    print(f"judgeforge grade: {summary}", file=sys.stderr)
+    if scores:
+        print(f"judgeforge grade: mean score {sum(scores) / len(scores):.3f} over {len(scores)} "
+              f"scored row(s), {len(column) - len(scores)} without a score", file=sys.stderr)
+    return 1 if args.strict and len(scores) < len(column) else 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``grade`` to the judgeforge CLI."""
+    p = subparsers.add_parser(
+        "grade", help="grade a dataset with a judge model (crash-safe, resumable)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True,
+                   help="pointwise Parquet/JSONL file, or JSONL/JSON with query/response columns")
+    p.add_argument("--model", default=None,
+                   help="OpenAI-compatible base URL (http://host:port/v1) or a local HF model "
+                        "folder to serve with vLLM; default: the prepared default model")
+    p.add_argument("--model-name", default=None,
+                   help="served model name (default: the server's first model / the folder name)")
+    p.add_argument("--api-key", default=None,
+                   help="API key for the server (default: $OPENAI_API_KEY or 'EMPTY')")
+    p.add_argument("--grader", default="helpfulness",
+                   help="helpfulness, correctness, relevance, multi, or any dimension name")
+    p.add_argument("--dimensions", default=None,
+                   help="comma-separated dimensions for --grader multi "
+                        "(default: helpfulness,correctness,relevance)")
+    p.add_argument("--scale", default="0-4", help="score scale MIN-MAX (default: 0-4)")
+    p.add_argument("--mode", choices=("sample", "expected", "vote"), default="sample",
+                   help="sample: parse one output; expected: probability-weighted score from "
+                        "the score token's logprobs; vote: several samples")
+    p.add_argument("--votes", type=_positive, default=5,
+                   help="samples per row in vote mode (default: 5)")
+    p.add_argument("--vote-method", choices=("mean", "majority"), default="mean",
+                   help="how vote mode combines samples (default: mean)")
+    p.add_argument("--constrained", action="store_true",
+                   help="constrain decoding to the <score>X</score> format (vLLM servers)")
+    p.add_argument("--thinking", action="store_true",
+                   help="ask the judge to reason in <think>...</think> before the score")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature (default: 0 for sample, 1 for vote)")
+    p.add_argument("--max-tokens", type=_positive, default=None,
+                   help="max generated tokens per call (default: 256, 1024 with --thinking)")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds per model request attempt (default: 120)")
+    p.add_argument("--concurrency", type=_positive, default=8,
+                   help="rows graded at once (default: 8)")
+    p.add_argument("--limit", type=_positive, default=None, help="grade only the first N rows")
+    p.add_argument("--output", default=None,
+                   help="results JSONL, appended as rows finish; rerunning resumes "
+                        "(default: print results to stdout)")
+    p.add_argument("--no-retry-errors", action="store_true",
+                   help="on rerun, keep stored transport errors instead of grading those rows "
+                        "again (parse failures are always kept)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with status 1 if any row has no score")
+    p.set_defaults(func=lambda a: asyncio.run(run_grade(a)))
