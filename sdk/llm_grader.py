@@ -233,7 +233,7 @@ class LLMGrader(BaseGrader):
         outs = await asyncio.gather(*calls) if len(calls) > 1 else [await calls[0]]
         prompt = sum(r.usage.prompt_tokens for r, _ in outs)
         completion = sum(r.usage.completion_tokens for r, _ in outs)
-        raw = {d: r.text for d, (r, _) in zip(dims, outs)}
+        raw = {d: f"<{tags[d]}>{r.text}" for d, (r, _) in zip(dims, outs)}  # prefill + token
         meta = self._meta(started, (prompt, completion),
                           raw_output=raw[dims[0]] if len(dims) == 1 else raw)
         scores: dict[str, float] = {}
