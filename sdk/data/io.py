@@ -112,7 +112,7 @@ def _iter_jsonl(path: Path) -> Iterator[RawRow]:
             if not raw.strip():
                 continue
             try:
-                text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+                text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
                 yield RawRow(index, lineno, None, f"not valid UTF-8 (byte {exc.start}: {exc.reason})")
                 index += 1
