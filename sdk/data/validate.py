@@ -147,6 +147,7 @@ def coerce_score(value: Any) -> int:
     Raises ``ValueError`` (with a message fit for a RowError) for anything else: ``3.5``,
     ``True``, ``None``, ``"abc"``, NaN.
     """
+    original = value
     if isinstance(value, bool) or value is None:
         raise ValueError(f"{_short(value)} is not an integer score")
     if isinstance(value, int):
@@ -164,7 +165,7 @@ def coerce_score(value: Any) -> int:
                 raise ValueError(f"{_short(value)} is not an integer score") from None
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    raise ValueError(f"{_short(value)} is not an integer score")
+    raise ValueError(f"{_short(original)} is not an integer score")
 
 
 def validate_one(raw: RawRow, info: DatasetInfo) -> PointwiseRecord | list[RowError]:
