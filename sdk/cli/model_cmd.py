@@ -17,7 +17,7 @@ from typing import Any
 
 from judgeforge.errors import ServerError
 
-__all__ = ["register_model", "register_serve"]
+__all__ = ["register_model", "register_serve", "server_from_args"]
 
 _EPILOG = "Exit status: 0 success, 1 error, 2 bad usage."
 
@@ -97,7 +97,8 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _serve(args: argparse.Namespace) -> int:
+def server_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`VLLMServer` that ``serve-model`` would run for ``args`` (not started)."""
     from judgeforge.models.vllm_server import VLLMServer
 
     path = args.path
@@ -105,7 +106,7 @@ def _serve(args: argparse.Namespace) -> int:
         from judgeforge.models.default_model import prepare_default_model
 
         path = prepare_default_model()
-    server = VLLMServer(
+    return VLLMServer(
         path, host=args.host, port=args.port, served_model_name=args.served_model_name,
         device=args.device, dtype=args.dtype, max_model_len=args.max_model_len,
         kv_cache_gib=args.kv_cache_gib, enforce_eager=args.enforce_eager,
@@ -114,6 +115,10 @@ def _serve(args: argparse.Namespace) -> int:
         shutdown_timeout=args.shutdown_timeout, startup_timeout=args.startup_timeout,
         log_file=args.log_file,
     )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    server = server_from_args(args)
     old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         print(f"starting vLLM for {server.model_path} ...", file=sys.stderr, flush=True)

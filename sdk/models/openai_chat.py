@@ -50,7 +50,7 @@ from judgeforge.models.base import (
     Usage,
 )
 from judgeforge.models.retry import RetryPolicy, classify, to_model_error
-from judgeforge.models.vllm_server import VLLMServer, _http_ok
+from judgeforge.models.vllm_server import SERVER_POOL, VLLMServer, _http_ok
 
 __all__ = ["OpenAIChatModel", "ServerKind", "CAPABILITIES"]
 
@@ -65,40 +65,6 @@ CAPABILITIES: dict[str, frozenset[str]] = {
 _OPENAI_MAX_TOP_LOGPROBS = 20
 
 
-class _LocalServerPool:
-    """Running managed servers, shared by every model for the same folder and options."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._servers: dict[tuple[Any, ...], list[Any]] = {}  # key -> [server, refcount]
-
-    def acquire(self, path: Path, options: Mapping[str, Any]) -> tuple[tuple[Any, ...], VLLMServer]:
-        key = (str(path), tuple(sorted((k, repr(v)) for k, v in options.items())))
-        with self._lock:
-            entry = self._servers.get(key)
-            if entry is not None and entry[0].is_running():
-                entry[1] += 1
-                return key, entry[0]
-            server = VLLMServer(path, **options)
-            server.start()  # blocking (~40 s on CPU); callers run this in a thread
-            self._servers[key] = [server, 1]
-            return key, server
-
-    def release(self, key: tuple[Any, ...]) -> None:
-        with self._lock:
-            entry = self._servers.get(key)
-            if entry is None:
-                return
-            entry[1] -= 1
-            if entry[1] > 0:
-                return
-            del self._servers[key]
-        entry[0].stop()
-
-
-_POOL = _LocalServerPool()
-
-
 class _Shared:
     """State shared by a model and its deep copies: per-loop clients and semaphores, the server."""
 
@@ -110,7 +76,6 @@ class _Shared:
         self.semaphores: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary())
         self.start_lock = threading.Lock()
-        self.server_key: tuple[Any, ...] | None = None
         self.server: VLLMServer | None = None
         self.resolved_model: str | None = None
 
@@ -262,7 +227,7 @@ class OpenAIChatModel(ChatModel):
                 from judgeforge.models.default_model import prepare_default_model
 
                 path = prepare_default_model()
-            sh.server_key, sh.server = _POOL.acquire(path, self.server_options)
+            sh.server = SERVER_POOL.acquire(path, **self.server_options)
             sh.base_url = sh.server.base_url
             sh.resolved_model = sh.server.model_name
 
@@ -288,10 +253,10 @@ class OpenAIChatModel(ChatModel):
         sh.semaphores.clear()
         if client is not None:
             await client.close()
-        if sh.server_key is not None:
-            key, sh.server_key, sh.server = sh.server_key, None, None
+        if sh.server is not None:
+            server, sh.server = sh.server, None
             sh.base_url = None  # a later call starts (or reuses) a server again
-            await asyncio.to_thread(_POOL.release, key)
+            await asyncio.to_thread(SERVER_POOL.release, server)
 
     # -- plumbing ----------------------------------------------------------------------------
     def _client(self) -> Any:
@@ -345,9 +310,17 @@ class OpenAIChatModel(ChatModel):
             exc = state.outcome.exception() if state.outcome else None
             return policy.wait_for(classify(exc), state.attempt_number) if exc else 0.0
 
+        def before_sleep(state: Any) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            delay = state.next_action.sleep if state.next_action else 0.0
+            log.info("model call to %s failed on attempt %d (%s); retrying in %.2fs",
+                     sh.base_url, state.attempt_number, classify(exc).message if exc else "?",
+                     delay)
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.max_attempts),
             wait=wait,
+            before_sleep=before_sleep,
             retry=retry_if_exception(lambda e: classify(e).retryable),
             reraise=True,
         )

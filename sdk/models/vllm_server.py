@@ -25,12 +25,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 import weakref
 from pathlib import Path
-from typing import Literal, Mapping, Sequence
+from typing import Any, Iterator, Literal, Mapping, Sequence
 
 from judgeforge.errors import ConfigError, ServerError
 
@@ -42,6 +43,8 @@ __all__ = [
     "build_vllm_env",
     "process_group_alive",
     "VLLMServer",
+    "ServerPool",
+    "SERVER_POOL",
 ]
 
 log = logging.getLogger(__name__)
@@ -81,7 +84,10 @@ def find_free_port(host: str = "127.0.0.1") -> int:
 
 
 def _port_in_use(host: str, port: int) -> bool:
+    """True if a socket is bound/listening on ``port`` (TIME_WAIT leftovers do not count,
+    as for uvicorn, which binds with SO_REUSEADDR)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -351,7 +357,7 @@ class VLLMServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize | None = None
         # Validate options now (raises ConfigError) rather than at start().
-        self._command_for(port or 8000)
+        self.build_command(port or 8000)
         build_vllm_env(device=self.device, kv_cache_gib=kv_cache_gib, home=home, base_env={})
 
     # -- properties ------------------------------------------------------------------------
@@ -390,7 +396,8 @@ class VLLMServer:
         return self.port is not None and _http_ok(self.url + "/health", timeout)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def _command_for(self, port: int) -> list[str]:
+    def build_command(self, port: int) -> list[str]:
+        """The argv this server runs on ``port`` (see :func:`build_vllm_command`)."""
         return build_vllm_command(
             self.model_path, port=port, host=self.host, served_model_name=self.model_name,
             device=self.device, dtype=self.dtype, max_model_len=self.max_model_len,
@@ -432,7 +439,7 @@ class VLLMServer:
                              overrides=self.env_overrides)
         for key in ("TMPDIR", "VLLM_CACHE_ROOT", "TORCHINDUCTOR_CACHE_DIR"):
             Path(env[key]).mkdir(parents=True, exist_ok=True)
-        self.command = self._command_for(port)
+        self.command = self.build_command(port)
         log.info("starting vLLM on %s (log %s): %s", self.url, self.log_path,
                  " ".join(self.command))
         with open(self.log_path, "wb") as logfh:
@@ -521,3 +528,64 @@ class VLLMServer:
     def __repr__(self) -> str:
         state = "running" if self.is_running() else "stopped"
         return f"VLLMServer({str(self.model_path)!r}, url={self.url!r}, pid={self.pid}, {state})"
+
+
+class ServerPool:
+    """Running servers shared by folder and options, with reference counts.
+
+    :class:`~judgeforge.models.openai_chat.OpenAIChatModel` leases its managed server here, so
+    models (and tests) for the same folder and options reuse one server; the last release stops
+    it. Thread-safe; :meth:`acquire` blocks while a server starts.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._servers: dict[tuple[Any, ...], list[Any]] = {}  # key -> [server, refcount]
+
+    @staticmethod
+    def key(model_path: str | os.PathLike[str], options: Mapping[str, Any]) -> tuple[Any, ...]:
+        path = str(Path(model_path).expanduser().resolve())
+        return (path, tuple(sorted((k, repr(v)) for k, v in options.items())))
+
+    def acquire(self, model_path: str | os.PathLike[str], **options: Any) -> VLLMServer:
+        """A running server for ``model_path`` with ``options`` (VLLMServer kwargs)."""
+        key = self.key(model_path, options)
+        with self._lock:
+            entry = self._servers.get(key)
+            if entry is not None and entry[0].is_running():
+                entry[1] += 1
+                return entry[0]
+            if entry is not None:  # it died: clean up before starting a new one
+                entry[0].stop(timeout=10)
+            server = VLLMServer(model_path, **options).start()
+            self._servers[key] = [server, 1]
+            return server
+
+    def release(self, server: VLLMServer) -> None:
+        """Drop one reference; the last one stops the server."""
+        with self._lock:
+            for key, entry in self._servers.items():
+                if entry[0] is server:
+                    entry[1] -= 1
+                    if entry[1] > 0:
+                        return
+                    del self._servers[key]
+                    break
+        server.stop()
+
+    @contextlib.contextmanager
+    def lease(self, model_path: str | os.PathLike[str], **options: Any) -> Iterator[VLLMServer]:
+        """``with SERVER_POOL.lease(path, **options) as server: ...``"""
+        server = self.acquire(model_path, **options)
+        try:
+            yield server
+        finally:
+            self.release(server)
+
+    def running(self) -> list[VLLMServer]:
+        with self._lock:
+            return [e[0] for e in self._servers.values() if e[0].is_running()]
+
+
+SERVER_POOL = ServerPool()
+"""The process-wide pool used by managed OpenAIChatModel instances."""

