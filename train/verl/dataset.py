@@ -1,0 +1,246 @@
+"""verl's ``data.custom_cls``: the project's pointwise files as verl RL rows.
+
+Wire it with ``data.custom_cls.path=pkg://judgeforge.train.verl.dataset`` and
+``data.custom_cls.name=PointwiseJudgeDataset`` (``build_overrides`` does). It imports verl, so
+only verl's environment (``.venv-verl``, the Ray workers) imports this module.
+
+Each pointwise record (see :mod:`judgeforge.data.schema`) becomes one verl row::
+
+    {"prompt": [chat messages built by PromptTemplate],          # data.prompt_key
+     "data_source": record.data_source,
+     "ability": "judge",
+     "reward_model": {"style": "rule", "ground_truth": {dim: label, ...}},
+     "extra_info": {"index": i, "id": record key, "source_extra": "<record extra_info JSON>",
+                    "judgeforge": {"dimensions": {dim: [min, max]}, "reward": name, "k": k}}}
+
+Options come from ``data.judgeforge.*`` (see :data:`judgeforge.train.verl.overrides
+.DATASET_OPTIONS_KEY`): ``dimension``, ``scale``, ``reward``, ``k``, ``thinking``,
+``use_rubric``, ``use_reference``, ``system_prompt``, ``balance_labels``, ``overlong``.
+
+Nothing is dropped silently: invalid records raise :class:`DataError` (from
+:func:`judgeforge.data.io.load_records`), and every prompt is measured with the tokenizer's chat
+template; prompts longer than ``data.max_prompt_length`` raise :class:`DataError` naming them
+(``overlong=error``, the default) or are dropped with a logged count (``overlong=drop``, also
+chosen when verl's own ``data.filter_overlong_prompts`` is true). verl's own filter never runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import statistics
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import datasets
+import numpy as np
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from verl.utils.dataset.rl_dataset import RLHFDataset
+from verl.utils.tokenizer import normalize_token_ids
+
+from judgeforge.data.io import load_records
+from judgeforge.data.keys import record_key
+from judgeforge.data.schema import DatasetInfo, PointwiseRecord, Scale
+from judgeforge.data.validate import RowError, format_errors
+from judgeforge.errors import ConfigError, DataError
+from judgeforge.prompt import PromptTemplate, query_of
+
+__all__ = ["PointwiseJudgeDataset", "DatasetOptions", "merge_infos", "record_to_row"]
+
+log = logging.getLogger(__name__)
+
+_SHOW = 10  # rows named in an over-length report
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """The ``data.judgeforge`` options (defaults match ``TrainConfig``)."""
+
+    dimension: str | None = None
+    scale: str | None = None
+    reward: str = "exp_decay"
+    k: float = 2.0
+    thinking: bool = False
+    use_rubric: bool = True
+    use_reference: bool = True
+    system_prompt: str | None = None
+    balance_labels: bool = False
+    overlong: str = "error"
+
+    @classmethod
+    def from_data_config(cls, config: Mapping[str, Any]) -> "DatasetOptions":
+        """Read ``config.judgeforge``; verl's ``filter_overlong_prompts=true`` means ``drop``."""
+        raw = dict(_plain(config.get("judgeforge")) or {})
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown data.judgeforge option(s): {', '.join(sorted(unknown))}")
+        if "overlong" not in raw and bool(config.get("filter_overlong_prompts", False)):
+            raw["overlong"] = "drop"
+        opts = cls(**raw)
+        if opts.overlong not in ("error", "drop"):
+            raise ConfigError(f"data.judgeforge.overlong must be error or drop, got "
+                              f"{opts.overlong!r}")
+        return opts
+
+
+def merge_infos(infos: list[DatasetInfo]) -> DatasetInfo:
+    """One info for several files: the union of dimensions; a scale conflict is an error."""
+    dims: dict[str, Scale] = {}
+    for info in infos:
+        for dim, scale in info.dimensions.items():
+            if dim in dims and dims[dim] != scale:
+                raise ConfigError(f"dimension {dim!r} has scale {dims[dim]} in one file and "
+                                  f"{scale} in another; give data.scale to choose one")
+            dims.setdefault(dim, scale)
+    name = "+".join(dict.fromkeys(i.name for i in infos)) or "dataset"
+    return DatasetInfo(name=name, dimensions=dims)
+
+
+def _chosen(info: DatasetInfo, dimension: str | None) -> dict[str, Scale]:
+    if dimension is None:
+        return dict(info.dimensions)
+    if dimension not in info.dimensions:
+        known = ", ".join(info.dimensions) or "none"
+        raise ConfigError(f"data.dimension={dimension!r} is not in the data (it has: {known})")
+    return {dimension: info.dimensions[dimension]}
+
+
+def record_to_row(rec: PointwiseRecord, index: int, template: PromptTemplate,
+                  opts: DatasetOptions) -> dict[str, Any] | RowError:
+    """One verl row for ``rec``, or a RowError when it has no label for any chosen dimension."""
+    dims = template.dimensions
+    truth = {d: int(rec.label[d]) for d in dims if d in rec.label}
+    if not truth:
+        return RowError(index, None, "output.label",
+                        f"no label for {', '.join(dims)} (labels: {', '.join(rec.label)})")
+    extra = rec.extra_info or {}
+    rubric = extra.get("rubric") if opts.use_rubric else None
+    reference = extra.get("reference") if opts.use_reference else None
+    messages = template.build(query_of([m.model_dump() for m in rec.input]), rec.response,
+                              rubric=str(rubric) if rubric else None,
+                              reference=str(reference) if reference else None)
+    info: dict[str, Any] = {
+        "index": index,
+        "id": record_key(rec),
+        "judgeforge": {"dimensions": {d: [s.min, s.max] for d, s in dims.items()},
+                       "reward": opts.reward, "k": float(opts.k)},
+    }
+    if extra:
+        info["source_extra"] = json.dumps(extra, ensure_ascii=False, default=str)
+    return {"prompt": messages, "data_source": rec.data_source, "ability": "judge",
+            # every chosen dimension is a key (None when unlabelled) so Arrow sees one struct
+            "reward_model": {"style": "rule", "ground_truth": {d: truth.get(d) for d in dims}},
+            "extra_info": info}
+
+
+def _balance(rows: list[dict[str, Any]], dim: str, seed: int) -> list[dict[str, Any]]:
+    """Oversample so every label of ``dim`` is as frequent as the most frequent one."""
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        label = row["reward_model"]["ground_truth"].get(dim)
+        groups.setdefault(-1 if label is None else label, []).append(row)
+    top = max(len(g) for g in groups.values())
+    rng = random.Random(seed)
+    out: list[dict[str, Any]] = []
+    for label in sorted(groups):
+        group = groups[label]
+        extra = [group[i % len(group)] for i in range(top - len(group))]
+        out += group + extra
+    rng.shuffle(out)
+    before = {k: len(v) for k, v in sorted(groups.items())}
+    _report(f"balanced labels of {dim!r}: {before} -> {top} each ({len(out)} rows)")
+    return out
+
+
+def _report(message: str) -> None:
+    log.info(message)
+    print(f"[judgeforge] {message}", flush=True)
+
+
+class PointwiseJudgeDataset(RLHFDataset):
+    """verl's RLHFDataset reading judgeforge's pointwise Parquet/JSONL files."""
+
+    def _is_train(self) -> bool:
+        train = _plain(self.config.get("train_files")) or []
+        train = [train] if isinstance(train, str) else list(train)
+        return [str(f) for f in self.original_data_files] == [str(f) for f in train]
+
+    def _read_files_and_tokenize(self) -> None:
+        opts = DatasetOptions.from_data_config(self.config)
+        loaded = [load_records(path, scale=opts.scale) for path in self.data_files]
+        info = merge_infos([res.info for res in loaded])
+        template = PromptTemplate(dimensions=_chosen(info, opts.dimension),
+                                  thinking=opts.thinking, system_prompt=opts.system_prompt)
+        records = [rec for res in loaded for rec in res.records]
+        rows, errors = [], []
+        for i, rec in enumerate(records):
+            row = record_to_row(rec, i, template, opts)
+            (errors if isinstance(row, RowError) else rows).append(row)
+        if errors:
+            raise DataError(f"{len(errors)} of {len(records)} rows have no label to train on:\n"
+                            f"{format_errors(errors)}", errors)
+        if not rows:
+            raise DataError(f"no rows in {', '.join(map(str, self.data_files))}")
+        total = len(rows)
+        if 0 < self.max_samples < total:
+            if self.shuffle:
+                rng = np.random.default_rng(*((self.seed,) if self.seed is not None else ()))
+                keep = sorted(rng.choice(total, size=self.max_samples, replace=False).tolist())
+            else:
+                keep = list(range(self.max_samples))
+            rows = [rows[i] for i in keep]
+            _report(f"kept {len(rows)} of {total} rows (max_samples)")
+        if opts.balance_labels and self._is_train():
+            rows = _balance(rows, next(iter(template.dimensions)), int(self.seed or 0))
+        self.dataframe = datasets.Dataset.from_list(rows)
+        dims = ", ".join(f"{d} {s}" for d, s in template.dimensions.items())
+        _report(f"{len(rows)} rows from {len(self.data_files)} file(s); dimensions: {dims}; "
+                f"reward {opts.reward}")
+        self.dataframe = self.maybe_filter_out_long_prompts(self.dataframe)
+
+    def prompt_lengths(self, dataframe: datasets.Dataset) -> list[int]:
+        """Token count of every row's prompt, as the rollout will see it (chat template)."""
+        kwargs = dict(_plain(self.apply_chat_template_kwargs) or {})
+        for key in ("tokenize", "return_dict", "return_tensors"):
+            kwargs.pop(key, None)
+        texts = [self.tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False,
+                                                    **kwargs)
+                 for p in dataframe[self.prompt_key]]
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return [len(normalize_token_ids(x)) for x in ids]
+
+    def maybe_filter_out_long_prompts(self, dataframe: datasets.Dataset = None) -> datasets.Dataset:
+        """Measure every prompt; report (``error``) or drop with a count (``drop``) long ones."""
+        if self.prompt_key not in dataframe.column_names:
+            raise DataError(f"the dataset has no {self.prompt_key!r} column (data.prompt_key); "
+                            f"verl would drop every row")
+        opts = DatasetOptions.from_data_config(self.config)
+        lengths = self.prompt_lengths(dataframe)
+        limit = int(self.max_prompt_length)
+        long_rows = [i for i, n in enumerate(lengths) if n > limit]
+        if lengths:
+            _report(f"prompt tokens: min {min(lengths)}, median {int(statistics.median(lengths))}, "
+                    f"max {max(lengths)}; limit {limit}; over the limit: {len(long_rows)}")
+        if not long_rows:
+            return dataframe
+        ids = dataframe.select(long_rows[:_SHOW])["extra_info"]
+        shown = ", ".join(f"row {i} ({x['id']}): {lengths[i]} tokens"
+                          for i, x in zip(long_rows, ids))
+        more = f" and {len(long_rows) - _SHOW} more" if len(long_rows) > _SHOW else ""
+        what = (f"{len(long_rows)} of {len(lengths)} prompts are longer than "
+                f"data.max_prompt_length={limit} tokens: {shown}{more}")
+        if opts.overlong == "error":
+            raise DataError(f"{what}. Raise grpo.max_prompt_length, shorten the data, or set "
+                            f"data.judgeforge.overlong=drop to drop them (counted in the log)")
+        log.warning("dropping %s", what)
+        print(f"[judgeforge] WARNING: dropping {what}", flush=True)
+        keep = sorted(set(range(len(lengths))) - set(long_rows))
+        _report(f"kept {len(keep)} rows, dropped {len(long_rows)} over-long rows")
+        return dataframe.select(keep)
