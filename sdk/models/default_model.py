@@ -49,7 +49,7 @@ EOS_TOKEN = "<|im_end|>"
 PAD_CANDIDATES = ("<|endoftext|>", "<pad>", "<|pad|>")
 _TOKENIZER_FILES = ("tokenizer_config.json",)
 _TOKENIZER_DATA_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model")
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # bump when the preparation changes: older folders are rebuilt
 
 
 def judgeforge_home() -> Path:
@@ -84,7 +84,8 @@ def find_default_gguf() -> Path:
 def is_complete_model_dir(path: str | os.PathLike[str]) -> bool:
     """True if ``path`` holds config.json, tokenizer files, safetensors weights and the marker.
 
-    Every file listed in the marker must also exist with the recorded size.
+    Every file listed in the marker must also exist with the recorded size, and the marker's
+    ``format_version`` (if any) must be the current one.
     """
     p = Path(path)
     if not (p / "config.json").is_file() or not (p / MARKER_FILE).is_file():
@@ -98,6 +99,8 @@ def is_complete_model_dir(path: str | os.PathLike[str]) -> bool:
     try:
         marker = json.loads((p / MARKER_FILE).read_text())
     except (OSError, json.JSONDecodeError):
+        return False
+    if marker.get("format_version", _FORMAT_VERSION) != _FORMAT_VERSION:
         return False
     files = marker.get("files")
     if not isinstance(files, dict):
