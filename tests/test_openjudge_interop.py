@@ -26,6 +26,9 @@ oj_schema = pytest.importorskip("openjudge.graders.schema")
 oj_models = pytest.importorskip("openjudge.models")
 oj_relevance = pytest.importorskip("openjudge.graders.common.relevance")
 
+# OpenJudge's own model serialises its structured-output callback with a pydantic warning.
+pytestmark = pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
+
 DATA = [
     {"query": "What is AI?", "response": "AI is the field of building systems that learn."},
     {"query": "Benefits of exercise?", "response": "Exercise improves mood, sleep and health."},

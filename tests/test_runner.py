@@ -329,3 +329,19 @@ def test_a_second_writer_is_refused(tmp_path: Path) -> None:
 def test_sync_run_outside_an_event_loop() -> None:
     out = GradingRunner({"g": LengthGrader()}, show_progress=False).run(rows(3))
     assert [r.score for r in out["g"]] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("mode", ["batch", "line", "off", True, False])
+async def test_every_fsync_mode_writes_the_same_lines(tmp_path: Path, mode: Any) -> None:
+    out_path = tmp_path / "res.jsonl"
+    data = rows(6, with_id=True)
+    await GradingRunner({"g": LengthGrader()}, show_progress=False, output=out_path,
+                        fsync=mode).arun(data)
+    got = lines(out_path)
+    assert [x["key"] for x in got] == [f"row-{i}" for i in range(6)]
+    assert [x["result"]["score"] for x in got] == [(i + 1) % 5 for i in range(6)]
+
+
+def test_unknown_fsync_mode_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="fsync"):
+        Checkpoint(tmp_path / "x.jsonl", fsync="sometimes")  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from judgeforge.errors import ModelError
 from judgeforge.results import GraderError, from_dict, is_error, is_score, to_dict
-from judgeforge.runner.checkpoint import Checkpoint, row_keys
+from judgeforge.runner.checkpoint import Checkpoint, FsyncMode, row_keys
 from judgeforge.runner.config import GraderConfig, MappingError, apply_mapper
 
 __all__ = ["GradingRunner", "RunSummary"]
@@ -71,7 +71,8 @@ class GradingRunner:
     by ``grader.name``). ``max_concurrency`` caps (row, grader) evaluations in flight.
     ``aggregators``: callables ``{key: result} -> result`` (e.g. :class:`WeightedMean`), each
     adding a column named by its ``name``. ``output``: JSONL checkpoint path (see module doc);
-    ``fsync=False`` trades crash safety for speed. ``key``: a row -> key function replacing
+    ``fsync``: ``"batch"`` (background group fsync), ``"line"`` (fsync each line before going
+    on) or ``"off"`` (see :mod:`judgeforge.runner.checkpoint`). ``key``: a row -> key function replacing
     :func:`~judgeforge.runner.checkpoint.row_key`.
     """
 
@@ -84,7 +85,7 @@ class GradingRunner:
         *,
         output: str | os.PathLike[str] | None = None,
         retry_errors: bool = True,
-        fsync: bool = True,
+        fsync: FsyncMode | bool = "batch",
         key: Callable[[Any], str] | None = None,
         progress_desc: str = "Grading",
     ) -> None:
