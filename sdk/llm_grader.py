@@ -11,7 +11,8 @@ Scoring modes:
   do not parse are counted in metadata and left out.
 
 ``constrained=True`` constrains decoding to the answer format (``template.score_regex()``),
-so a model that does not write the format on its own still produces a score.
+so a model that does not write the format on its own still produces a score; the output is
+then the tags alone (no thinking, so ``reason`` is empty).
 
 Failures are values: an unparsable output is a :class:`GraderError` with the raw text in
 ``metadata.raw_output`` and ``metadata.parse_status`` (never a 0); a failed model call (any
@@ -202,9 +203,9 @@ class LLMGrader(BaseGrader):
         meta = self._meta(started, _usage(resp), raw_output=texts, vote=self.vote,
                           n=len(texts), n_failed=len(texts) - len(good))
         if not good:
-            first = next(p for p in parsed if isinstance(p, ParseFailure)) if parsed else \
-                parse_score("", dimensions=self.dimensions)
-            assert isinstance(first, ParseFailure)
+            failures = [p for p in parsed if isinstance(p, ParseFailure)]
+            first = failures[0] if failures else ParseFailure(
+                ParseFailureKind.NO_SCORE, "the model returned no choices", raw="")
             err = self._parse_error(first, meta)
             err.metadata["raw_output"] = texts
             return err
@@ -221,9 +222,9 @@ class LLMGrader(BaseGrader):
                                       top_logprobs=self.top_logprobs, temperature=0.0,
                                       seed=self.seed, timeout=self.timeout)
         lps = resp.choices[0].logprobs if resp.choices else None
-        if not lps:
-            raise ModelError("the model returned no logprobs for expected-score mode",
-                             server=getattr(self.model, "base_url", None))
+        if not lps:  # a capability the server lacks: retrying will not help
+            raise ConfigError("the server returned no logprobs; expected-score mode needs "
+                              "logprobs/top_logprobs support")
         return resp, _digit_distribution(lps[0], scale)
 
     async def _expected(self, messages: list[dict[str, str]], started: float) -> GraderResult:

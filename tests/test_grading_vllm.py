@@ -83,6 +83,15 @@ async def test_unconstrained_sample_is_a_score_or_an_error_keeping_raw_text(
         assert result.score in {0.0, 1.0, 2.0, 3.0, 4.0}
 
 
+def test_sync_evaluate_works_across_event_loops(vllm_server: Any) -> None:
+    model = OpenAIChatModel(model=vllm_server.model_name, base_url=vllm_server.base_url,
+                            timeout=300)
+    grader = HelpfulnessGrader(model, constrained=True, max_tokens=8)
+    first = grader.evaluate(query=Q, response=R)  # each call runs its own event loop
+    second = grader.evaluate(query=Q, response=R)
+    assert isinstance(first, GraderScore) and isinstance(second, GraderScore)
+
+
 async def test_runner_over_20_rows_in_order_with_a_progress_bar(
         model: OpenAIChatModel, capsys: pytest.CaptureFixture[str]) -> None:
     grader = HelpfulnessGrader(model, mode="expected")
@@ -150,3 +159,20 @@ def test_cli_killed_mid_batch_resumes_to_exactly_50_results(vllm_server: Any,
     done = int(re.search(r"done (\d+)", rerun.stderr).group(1))  # type: ignore[union-attr]
     skipped = int(re.search(r"skipped (\d+)", rerun.stderr).group(1))  # type: ignore[union-attr]
     assert skipped == len(before) and done + skipped == 50
+
+
+def test_cli_grades_a_pointwise_file_to_stdout(vllm_server: Any, tmp_path: Path) -> None:
+    recs = [{"input": [{"role": "user", "content": row["query"]}],
+             "output": {"content": row["response"], "label": {"helpfulness": 2}},
+             "data_source": "test", "id": f"r{i}"} for i, row in enumerate(dataset(4))]
+    path = tmp_path / "pw.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    cmd = [sys.executable, "-m", "judgeforge.cli.main", "grade", "--data", str(path),
+           "--model", vllm_server.base_url, "--mode", "expected", "--limit", "3",
+           "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert [x["index"] for x in out] == [0, 1, 2]
+    assert all(0.0 <= x["result"]["score"] <= 4.0 for x in out), out
+    assert "done 3, failed 0, skipped 0" in proc.stderr

@@ -70,6 +70,16 @@ def test_stub_our_grader_in_openjudge_runner_respects_its_executor_cap() -> None
     assert peak <= 2  # OpenJudge's SemaphoreResourceExecutor capped our calls
 
 
+async def test_stub_our_runner_accepts_openjudge_grader_configs() -> None:
+    grader = HelpfulnessGrader(ScriptedChatModel(["<score>1</score>"]))
+    runner = GradingRunner({"h": oj_runner.GraderConfig(grader=grader,
+                                                        mapper={"query": "q", "response": "r"})},
+                           show_progress=False)
+    out = await runner.arun([{"q": "a", "r": "b"}, {"q": "a"}])
+    assert read(out["h"][0])[2] == 1.0
+    assert isinstance(out["h"][1], GraderError) and "'r'" in out["h"][1].error
+
+
 @pytest.mark.vllm
 @pytest.mark.slow
 async def test_our_grader_inside_openjudge_grading_runner(vllm_server: Any) -> None:

@@ -303,7 +303,8 @@ async def test_transport_errors_are_retried_on_rerun_parse_failures_are_final(
     assert all(isinstance(r, GraderError) for r in out["p"])  # final: not redone
     assert runner.summary is not None
     assert (runner.summary.retried, runner.summary.skipped) == (1, 9)
-    assert len(lines(out_path)) == 10  # the superseded error line was compacted away
+    got = lines(out_path)  # the superseded error line was compacted away; row by row
+    assert [(x["index"], x["grader"]) for x in got] == [(i, g) for i in range(5) for g in "gp"]
 
 
 async def test_duplicate_rows_get_distinct_keys(tmp_path: Path) -> None:
@@ -345,3 +346,55 @@ async def test_every_fsync_mode_writes_the_same_lines(tmp_path: Path, mode: Any)
 def test_unknown_fsync_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="fsync"):
         Checkpoint(tmp_path / "x.jsonl", fsync="sometimes")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- `judgeforge grade` data reading
+
+
+def test_grade_reads_pointwise_jsonl_and_plain_rows(tmp_path: Path) -> None:
+    from judgeforge.graders.cli_grade import plain_mapper, read_rows
+    from judgeforge.runner import apply_mapper
+
+    pw = tmp_path / "pw.jsonl"
+    recs = [{"input": [{"role": "user", "content": f"q{i}"}],
+             "output": {"content": f"r{i}", "label": {"helpfulness": i % 5}},
+             "data_source": "t", "extra_info": {"reference": "ref"}} for i in range(4)]
+    pw.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    got, mapper = read_rows(pw, limit=3)
+    assert len(got) == 3 and mapper is record_mapper
+    assert apply_mapper(got[2], mapper) == {"query": "q2", "response": "r2", "reference": "ref"}
+
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text('{"query": "a", "response": "b", "rubric": "r"}\n\n{"query": "c"}\n')
+    got, mapper = read_rows(plain)
+    assert mapper is plain_mapper and len(got) == 2
+    assert apply_mapper(got[0], mapper) == {"query": "a", "response": "b", "rubric": "r"}
+    from judgeforge.runner import MappingError
+
+    with pytest.raises(MappingError, match="response"):
+        apply_mapper(got[1], mapper)
+
+
+def test_grade_reports_unreadable_plain_rows(tmp_path: Path) -> None:
+    from judgeforge.errors import DataError
+    from judgeforge.graders.cli_grade import read_rows
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "a", "response": "b"}\n{not json\n')
+    with pytest.raises(DataError, match="line 2"):
+        read_rows(bad)
+
+
+def test_grade_command_is_registered_with_help_for_every_option() -> None:
+    import argparse
+
+    from judgeforge.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    grade = sub.choices["grade"]
+    for action in grade._actions:
+        assert action.help, action.dest
+    args = grade.parse_args(["--data", "x.jsonl", "--mode", "expected", "--constrained"])
+    assert (args.mode, args.constrained, args.grader, args.concurrency) == \
+        ("expected", True, "helpfulness", 8)

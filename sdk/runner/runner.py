@@ -8,7 +8,7 @@ Rerun policy: a stored score is final; a stored error is final too (parse failur
 mapper paths), except an error marked ``metadata.retryable`` -- transport failures
 (:class:`~judgeforge.errors.ModelError`) and unexpected exceptions -- which a rerun grades again
 (``retry_errors=False`` keeps them). At the end the file is compacted to one line per (row,
-grader) in dataset order.
+grader), row by row in dataset order.
 """
 
 from __future__ import annotations
@@ -162,8 +162,8 @@ class GradingRunner:
                 jobs.append((name, i))
         return jobs
 
-    async def arun(self, dataset: Iterable[Any], *args: Any,
-                   output: str | os.PathLike[str] | None = None, **kwargs: Any) -> RunnerResult:
+    async def arun(self, dataset: Iterable[Any], *,
+                   output: str | os.PathLike[str] | None = None) -> RunnerResult:
         """Grade every row with every grader: ``{config_key: [result per row, in order]}``.
 
         ``output`` overrides the constructor's checkpoint path for this run.
@@ -184,7 +184,7 @@ class GradingRunner:
             await self._run_jobs(jobs, rows, keys, ck, results, summary)
             if ck is not None and ck.needs_compaction:
                 assert keys is not None
-                ck.compact((k, name) for name in self.grader_configs for k in keys)
+                ck.compact((k, name) for k in keys for name in self.grader_configs)
         finally:
             if ck is not None:
                 ck.close()
@@ -237,6 +237,7 @@ class GradingRunner:
                     column.append(_error(agg_name, exc, "aggregation failed", False))
             results[agg_name] = column
 
-    def run(self, dataset: Iterable[Any], **kwargs: Any) -> RunnerResult:
+    def run(self, dataset: Iterable[Any], *,
+            output: str | os.PathLike[str] | None = None) -> RunnerResult:
         """Synchronous :meth:`arun` (not inside a running event loop)."""
-        return asyncio.run(self.arun(dataset, **kwargs))
+        return asyncio.run(self.arun(dataset, output=output))
