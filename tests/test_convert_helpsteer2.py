@@ -88,7 +88,8 @@ def test_multi_turn_transcript_and_empty_system() -> None:
 
 
 def test_steerlm_attribute_line_is_not_part_of_the_response() -> None:
-    text = "<extra_id_1>User\nq\n<extra_id_1>Assistant\n<extra_id_2>quality:4,toxicity:0\nthe answer"
+    text = ("<extra_id_1>User\nq\n<extra_id_1>Assistant\n<extra_id_2>quality:4,toxicity:0\n"
+            "the answer")
     assert parse_steerlm_transcript(text) == ([{"role": "user", "content": "q"}], "the answer")
 
 

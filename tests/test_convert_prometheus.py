@@ -33,7 +33,8 @@ def _file(shared: Path, name: str) -> Path:
 
 
 @pytest.mark.parametrize("name", sorted(COUNTS))
-def test_label_counts_match_the_published_spread(shared_data: Path, name: str) -> None:  # noqa: F811
+def test_label_counts_match_the_published_spread(shared_data: Path,  # noqa: F811
+                                                 name: str) -> None:
     result = convert_prometheus(_file(shared_data, name))
     assert len(result.records) == 320 and result.skipped == 0
     assert dict(Counter(r.label["quality"] for r in result)) == COUNTS[name]

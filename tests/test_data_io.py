@@ -434,3 +434,24 @@ def test_cli_help_texts_cover_every_option() -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     walk(sub.choices["data"])
+
+
+def test_unreadable_values_and_repeated_map_keys_name_their_row(tmp_path: Path) -> None:
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    output = pa.struct([("content", pa.string()),
+                        ("label", pa.map_(pa.string(), pa.int64()))])
+    table = pa.table({
+        "input": pa.array([[{"role": "user", "content": "q"}]] * 3, type=pa.list_(message)),
+        "output": pa.array([{"content": "r", "label": [("h", 1)]},
+                            {"content": "r", "label": [("h", 1), ("h", 2)]},
+                            {"content": "r", "label": [("h", 3)]}], type=output),
+        "data_source": ["x"] * 3,
+        "extra_info": pa.array([{"t": 0}, {"t": 0}, {"t": 2**62}],
+                               type=pa.struct([("t", pa.timestamp("ms"))])),
+    })
+    pq.write_table(table, tmp_path / "d.parquet")
+    loaded = load_records(tmp_path / "d.parquet", skip_invalid=True)
+    assert loaded.skipped == 2 and len(loaded.records) == 1
+    first, second = _strs(loaded.errors)
+    assert first.startswith("row 1: a value cannot be read: ") and "duplicate" in first
+    assert second.startswith("row 2: a value cannot be read: ")

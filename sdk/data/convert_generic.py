@@ -139,7 +139,9 @@ def _convert_row(raw: RawRow, mapping: ColumnMapping, info: DatasetInfo,
             raise _RowProblem(column, f"{score} is outside the scale {info.scale(dim)} "
                                       f"(label {dim})")
         label[dim] = score
-    source = _text(row, mapping.data_source, "data_source") if mapping.data_source else default_source
+    source = default_source
+    if mapping.data_source:
+        source = _text(row, mapping.data_source, "data_source")
     rid = row.get(mapping.id) if mapping.id else None
     extra = {}
     for key, column in (("rubric", mapping.rubric), ("reference", mapping.reference)):
@@ -168,7 +170,8 @@ def _assign_ids(kept: list[tuple[RawRow, dict[str, Any]]], errors: list[RowError
     for raw, data in kept:
         given = data["id"]
         if given is None:
-            data["id"] = f"{data['data_source']}-{content_hash(data['input'], data['output']['content'], length=16)}"
+            digest = content_hash(data["input"], data["output"]["content"], length=16)
+            data["id"] = f"{data['data_source']}-{digest}"
         elif given in first:
             errors.append(RowError(raw.index, raw.line, "id",
                                    f"duplicate id {given!r} (first at row {first[given]})"))
@@ -209,9 +212,8 @@ def convert_generic(
     else:
         raws = [RawRow(i, None, r) for i, r in enumerate(source)]
         where, stem = "rows", "dataset"
-    info = DatasetInfo(name=name or stem,
-                       dimensions={d: per_dim.get(d, default or DEFAULT_SCALE) for d in mapping.labels},
-                       source=where)
+    dims = {d: per_dim.get(d, default or DEFAULT_SCALE) for d in mapping.labels}
+    info = DatasetInfo(name=name or stem, dimensions=dims, source=where)
     missing = _missing_columns(raws, mapping)
     if missing:
         errors = [RowError(None, None, c, f"column not found (mapped to {mapping.columns()[c]})")

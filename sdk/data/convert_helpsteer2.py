@@ -7,8 +7,8 @@ Sources (:func:`convert_helpsteer2` picks by what it is given):
 * a local Parquet/JSONL/JSON file, or any iterable of dicts (e.g. a ``datasets.Dataset``), in
   either shape:
   - columns ``prompt, response, helpfulness, correctness, coherence, complexity, verbosity``
-    (the hub's). A multi-turn ``prompt`` holds earlier turns joined by ``\\n<extra_id_1>Assistant\\n``
-    and ``\\n<extra_id_1>User\\n``; they become separate messages;
+    (the hub's). A multi-turn ``prompt`` holds earlier turns joined by
+    ``\\n<extra_id_1>Assistant\\n`` and ``\\n<extra_id_1>User\\n``; they become separate messages;
   - the SteerLM regression-RM transcript ``{"text": ..., "label": [9 floats]}``:
     ``<extra_id_0>System\\n<system>\\n<extra_id_1>User\\n<prompt>\\n<extra_id_1>Assistant\\n
     <response>\\n<extra_id_2>``; ``label`` is four ``-100`` placeholders (OASST attributes) then
@@ -177,8 +177,9 @@ def _convert_row(raw: RawRow, dims: Sequence[str], data_source: str) -> dict[str
         keys = ", ".join(map(str, list(row)[:8]))
         raise _RowProblem(None, f"neither prompt/response columns nor a text transcript "
                                 f"(fields: {keys})")
+    rid = f"helpsteer2-{content_hash(messages, response, length=16)}"
     return {"input": messages, "output": {"content": response, "label": label},
-            "data_source": data_source, "id": f"helpsteer2-{content_hash(messages, response, length=16)}"}
+            "data_source": data_source, "id": rid}
 
 
 def load_hub_rows(name: str = HUB_NAME, split: str = "train") -> Iterator[RawRow]:

@@ -124,7 +124,8 @@ def _scores(value: Any) -> list[int]:
         except ValueError as exc:
             raise _RowProblem(f"gpt4_score[{i}]", str(exc)) from None
         if score not in PROMETHEUS_SCALE:
-            raise _RowProblem(f"gpt4_score[{i}]", f"{score} is outside the scale {PROMETHEUS_SCALE}")
+            raise _RowProblem(f"gpt4_score[{i}]",
+                              f"{score} is outside the scale {PROMETHEUS_SCALE}")
         scores.append(score)
     return scores
 

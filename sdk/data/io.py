@@ -7,7 +7,8 @@
   dicts. When rows label different dimensions, the label struct holds all of them and a row's
   missing ones read back as null (pandas then shows floats, e.g. ``3.0``): the loader drops the
   nulls and accepts integral floats. ``extra_info`` that Arrow cannot store as a struct (mixed
-  types, empty dicts) is stored as JSON text, listed under ``b"judgeforge.json_columns"``.
+  types, empty dicts) is stored as JSON text, listed under ``b"judgeforge.json_columns"``
+  (and, only if even that fails, e.g. for odd extra message fields, ``input``/``output`` too).
 * JSONL: one record a line; the DatasetInfo in a sidecar ``<file>.info.json``.
 
 Loading never drops a row silently: a bad row raises :class:`DataError` naming every bad row
@@ -114,7 +115,8 @@ def _iter_jsonl(path: Path) -> Iterator[RawRow]:
             try:
                 text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
-                yield RawRow(index, lineno, None, f"not valid UTF-8 (byte {exc.start}: {exc.reason})")
+                yield RawRow(index, lineno, None,
+                             f"not valid UTF-8 (byte {exc.start}: {exc.reason})")
                 index += 1
                 continue
             try:
@@ -180,15 +182,16 @@ def _strip_nones(value: Any) -> Any:
     return value
 
 
-def _normalize_parquet_row(row: dict[str, Any], json_columns: set[str]) -> RawRow | dict[str, Any]:
+def _normalize_parquet_row(row: dict[str, Any], json_columns: set[str],
+                           index: int = -1) -> RawRow | dict[str, Any]:
     """Undo the Arrow layout: drop nulls of struct unions, decode JSON-text columns."""
     row = {k: v for k, v in row.items() if not str(k).startswith("__index_level_")}
     for name in json_columns:
         if isinstance(row.get(name), str):
             try:
                 row[name] = json.loads(row[name])
-            except ValueError:
-                return RawRow(-1, None, None, f"{name}: stored JSON text is invalid")
+            except (ValueError, RecursionError):
+                return RawRow(index, None, None, f"{name}: stored JSON text is invalid")
     out = row.get("output")
     if isinstance(out, dict) and isinstance(out.get("label"), dict):
         out["label"] = {k: v for k, v in out["label"].items() if v is not None}
@@ -225,15 +228,35 @@ def _iter_parquet(path: Path) -> Iterator[RawRow]:
     index = 0
     try:
         for batch in pf.iter_batches(batch_size=_BATCH):
-            for row in batch.to_pylist(maps_as_pydicts="lossy"):
-                norm = _normalize_parquet_row(row, json_columns)
-                if isinstance(norm, RawRow):
-                    yield RawRow(index, None, None, norm.error)
+            for row in _batch_rows(batch):
+                if isinstance(row, str):
+                    yield RawRow(index, None, None, row)
                 else:
-                    yield RawRow(index, None, norm)
+                    norm = _normalize_parquet_row(row, json_columns, index)
+                    yield norm if isinstance(norm, RawRow) else RawRow(index, None, norm)
                 index += 1
     except (pa.ArrowException, OSError, ValueError, OverflowError) as exc:
         raise _file_error(path, f"unreadable Parquet data after row {index}: {exc}") from exc
+
+
+def _batch_rows(batch: Any) -> list[dict[str, Any] | str]:
+    """A record batch as dicts; a row whose values Python cannot hold becomes an error text."""
+    import pyarrow as pa
+
+    # KeyError: a map with a repeated key ("strict" refuses to keep one value silently)
+    errors = (pa.ArrowException, ValueError, OverflowError, KeyError)
+    try:
+        return batch.to_pylist(maps_as_pydicts="strict")
+    except errors:
+        pass
+    rows: list[dict[str, Any] | str] = []
+    for i in range(batch.num_rows):
+        try:
+            rows.append(batch.slice(i, 1).to_pylist(maps_as_pydicts="strict")[0])
+        except errors as exc:  # e.g. a timestamp outside Python's datetime range
+            reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            rows.append(f"a value cannot be read: {reason}")
+    return rows
 
 
 def iter_raw_rows(path: str | os.PathLike[str], *, fmt: str | None = None) -> Iterator[RawRow]:
@@ -378,7 +401,7 @@ def _table(rows: list[dict[str, Any]], info: DatasetInfo, json_columns: set[str]
     for name in names:
         values = [r.get(name) for r in rows]
         if name in json_columns:
-            values = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+            values = [None if v is None else json.dumps(v) for v in values]
         columns[name] = pa.array(values)
     return pa.table(columns)
 
@@ -388,7 +411,8 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]], info: DatasetInfo) ->
     import pyarrow.parquet as pq
 
     last: Exception | None = None
-    for json_columns in (set(), {"extra_info"}):
+    # Plain Arrow columns first; JSON text for what Arrow cannot type (rare, see module doc).
+    for json_columns in (set(), {"extra_info"}, {"extra_info", "input", "output"}):
         try:
             table = _table(rows, info, json_columns)
             meta = {INFO_KEY: info.model_dump_json().encode()}

@@ -23,6 +23,15 @@ Role = Literal["system", "user", "assistant", "tool"]
 _SCALE_RE = re.compile(r"^\s*(-?\d+)\s*(?:-|\.\.)\s*(-?\d+)\s*$")
 
 
+def _drop_none(value: Any) -> Any:
+    """``value`` without the ``None`` entries of its dicts, recursively (list items kept)."""
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
 class Message(BaseModel):
     """One chat message."""
 
@@ -67,7 +76,8 @@ class PointwiseRecord(BaseModel):
     def _list_form(cls, value: Any) -> Any:
         if isinstance(value, list):
             if len(value) != 1:
-                raise ValueError(f"list form of output must hold exactly one item, got {len(value)}")
+                raise ValueError(
+                    f"list form of output must hold exactly one item, got {len(value)}")
             return value[0]
         return value
 
@@ -101,8 +111,13 @@ class PointwiseRecord(BaseModel):
         return self.output.label
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready dict form (``None`` values left out, ``output`` as a dict)."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """The JSON-ready dict form, ``output`` as a dict.
+
+        ``None`` values are left out, at every depth (``extra_info={"a": None}`` gives
+        ``{}``): this is the form files store, and Parquet cannot tell a null field from an
+        absent one.
+        """
+        return _drop_none(self.model_dump(mode="json", exclude_none=True))
 
 
 class Scale(BaseModel):

@@ -46,7 +46,8 @@ def _check_size(n: int, test_size: float | int) -> None:
     if isinstance(test_size, bool) or not isinstance(test_size, (int, float)):
         raise ConfigError(f"test_size must be a fraction or a count, got {test_size!r}")
     if isinstance(test_size, float) and not 0.0 < test_size < 1.0:
-        raise ConfigError(f"a fractional test_size must lie strictly between 0 and 1, got {test_size}")
+        raise ConfigError(f"a fractional test_size must lie strictly between 0 and 1, "
+                          f"got {test_size}")
     if isinstance(test_size, int) and not 0 < test_size < n:
         raise ConfigError(f"test_size {test_size} must be between 1 and {n - 1} rows")
 

@@ -54,7 +54,9 @@ class RowError:
             where = f"row {self.index} (line {self.line})"
         else:
             where = f"row {self.index}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        if self.field:
+            return f"{where}: {self.field}: {self.message}"
+        return f"{where}: {self.message}"
 
 
 @dataclass(frozen=True)
