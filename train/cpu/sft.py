@@ -1,0 +1,112 @@
+"""Supervised warm-up: teach the score format (and the labels) before GRPO.
+
+A plain loop (AdamW, bf16 autocast on CPU): each example is the chat prompt with the assistant
+turn opened, then the completion ``<score>y</score><|im_end|>``; the loss covers the completion
+tokens only. Prompt and completion are tokenized separately and concatenated, the way TRL's
+GRPO trainer sees them (prompt ids, then generated ids).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any, Callable, Sequence
+
+from judgeforge._extras import require
+
+from ..config import TrainConfig
+from .data import balance
+from .evaluate import prompt_texts
+
+__all__ = ["encode_sft_batch", "run_sft"]
+
+log = logging.getLogger(__name__)
+
+
+def encode_sft_batch(tokenizer: Any, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """input_ids, attention_mask and labels (-100 outside the completion), right padded."""
+    torch = require("torch", "train")
+    prompts = prompt_texts(tokenizer, rows)
+    seqs: list[list[int]] = []
+    masks: list[list[int]] = []
+    for text, row in zip(prompts, rows):
+        p_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        c_ids = tokenizer(row["completion"], add_special_tokens=False)["input_ids"]
+        c_ids = c_ids + [tokenizer.eos_token_id]
+        seqs.append(p_ids + c_ids)
+        masks.append([0] * len(p_ids) + [1] * len(c_ids))
+    width = max(len(s) for s in seqs)
+    pad = tokenizer.pad_token_id
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    attn = torch.zeros((len(seqs), width), dtype=torch.long)
+    labels = torch.full((len(seqs), width), -100, dtype=torch.long)
+    for i, (s, m) in enumerate(zip(seqs, masks)):
+        ids[i, :len(s)] = torch.tensor(s)
+        attn[i, :len(s)] = 1
+        labels[i, :len(s)] = torch.tensor([t if keep else -100 for t, keep in zip(s, m)])
+    return {"input_ids": ids, "attention_mask": attn, "labels": labels}
+
+
+def _batches(rows: list[dict[str, Any]], cfg: TrainConfig) -> list[list[dict[str, Any]]]:
+    n = cfg.sft.steps * cfg.sft.batch_size
+    if cfg.sft.balance_labels:
+        stream = balance(rows, n, cfg.seed)
+    else:
+        rng = random.Random(cfg.seed)
+        stream = []
+        while len(stream) < n:
+            epoch = list(rows)
+            rng.shuffle(epoch)
+            stream += epoch
+    if cfg.sft.target == "random":
+        rng = random.Random(cfg.seed + 1)
+        labels = sorted({r["label"] for r in rows})
+        stream = [dict(r, completion=f"<score>{rng.choice(labels)}</score>") for r in stream]
+    bs = cfg.sft.batch_size
+    return [stream[i:i + bs] for i in range(0, n, bs)]
+
+
+def run_sft(model: Any, tokenizer: Any, rows: list[dict[str, Any]], cfg: TrainConfig,
+            on_step: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Train ``model`` in place for ``cfg.sft.steps`` steps; returns the per-step log rows."""
+    torch = require("torch", "train")
+    from tqdm.auto import tqdm
+
+    if cfg.sft.steps <= 0:
+        return []
+    torch.manual_seed(cfg.seed)
+    batches = _batches(rows, cfg)
+    optim = torch.optim.AdamW(model.parameters(), lr=cfg.sft.learning_rate, weight_decay=0.0)
+    warmup = max(1, len(batches) // 10)
+
+    def lr_at(step: int) -> float:  # linear warm-up, then linear decay to 10%
+        if step < warmup:
+            return (step + 1) / warmup
+        return 1.0 - 0.9 * (step - warmup) / max(1, len(batches) - warmup)
+
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_at)
+    use_bf16 = cfg.model.dtype == "bfloat16"
+    model.train()
+    logs: list[dict[str, Any]] = []
+    bar = tqdm(batches, desc="sft", unit="step")
+    for step, batch in enumerate(bar, start=1):
+        t0 = time.perf_counter()
+        enc = encode_sft_batch(tokenizer, batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+            out = model(**enc)
+        out.loss.backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
+        optim.step()
+        sched.step()
+        optim.zero_grad(set_to_none=True)
+        row = {"stage": "sft", "step": step, "loss": float(out.loss.detach()),
+               "grad_norm": grad_norm, "learning_rate": sched.get_last_lr()[0],
+               "seconds_per_step": time.perf_counter() - t0,
+               "tokens": int(enc["attention_mask"].sum())}
+        logs.append(row)
+        bar.set_postfix(loss=f"{row['loss']:.3f}")
+        if on_step is not None:
+            on_step(row)
+    model.eval()
+    return logs

@@ -1,0 +1,264 @@
+"""The CPU backend: SFT warm-up, then TRL GRPO, on the default SmolLM2 model (or any HF folder).
+
+Stages, all under ``cfg.output_dir``:
+
+1. ``sft/``: the warm-up (:mod:`.sft`) teaches the ``<score>X</score>`` format on labelled rows.
+   A finished ``sft/`` is reused when the run is repeated (``cpu.resume``).
+2. validation of the SFT model (step 0 of the GRPO curve).
+3. ``grpo/``: TRL ``GRPOTrainer`` (group-relative advantages, clipping, KL to the SFT model as
+   the reference) with :func:`compute_score` as the reward; checkpoints every ``grpo.save_freq``
+   steps, resumed from the last one on a rerun; greedy validation every ``grpo.test_freq`` steps,
+   the best by MAE kept in ``best/``.
+4. ``final/``, ``train_log.jsonl``, ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from judgeforge._extras import require
+from judgeforge.data.schema import DatasetInfo, PointwiseRecord
+
+from ..api import TrainResult
+from ..config import TrainConfig
+from .callbacks import BestTracker, TrainLog, make_callbacks
+from .data import Dataset, balance, load_dataset
+from .evaluate import evaluate_rows
+from .export import fix_special_tokens, read_marker, save_servable
+from .plots import plot_curves
+from .rewards_trl import make_reward_function
+from .sft import run_sft
+
+__all__ = ["run_cpu", "choose_threads", "grpo_args", "plan"]
+
+log = logging.getLogger(__name__)
+
+
+def choose_threads(requested: int | None = None) -> int:
+    """``requested``, else the cores the 1-minute load average leaves free (at least 1).
+
+    On a busy 2-core machine one thread is 2-3x faster than two; on an idle one two are ~2x
+    faster than one (platform notes), so the load decides.
+    """
+    if requested:
+        return requested
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return cores
+    return max(1, min(cores, cores - int(round(load))))
+
+
+def _model_path(cfg: TrainConfig) -> Path:
+    if cfg.model.path:
+        return Path(cfg.model.path)
+    from judgeforge.models.default_model import prepare_default_model
+
+    return prepare_default_model()
+
+
+def _grpo_shape(cfg: TrainConfig) -> tuple[int, int]:
+    """(per-device completions per forward, gradient accumulation steps)."""
+    g = cfg.grpo
+    completions = g.train_batch_size * g.group_size
+    micro = max(g.group_size, min(g.micro_batch_size, completions))
+    micro -= micro % g.group_size
+    while completions % micro:
+        micro -= g.group_size
+    return micro, completions // micro
+
+
+def grpo_args(cfg: TrainConfig, output_dir: Path) -> Any:
+    """The ``trl.GRPOConfig`` for ``cfg`` (CPU, bf16 autocast, no gradient checkpointing)."""
+    trl = require("trl", "train")
+    g = cfg.grpo
+    micro, accum = _grpo_shape(cfg)
+    save = g.save_freq if g.save_freq and g.save_freq > 0 else None
+    return trl.GRPOConfig(
+        output_dir=str(output_dir), use_cpu=True, bf16=cfg.model.dtype == "bfloat16",
+        gradient_checkpointing=False, per_device_train_batch_size=micro,
+        gradient_accumulation_steps=accum, num_generations=g.group_size,
+        max_completion_length=g.max_response_length, learning_rate=g.learning_rate,
+        lr_scheduler_type="constant", warmup_steps=0,
+        beta=g.kl_coef if g.use_kl_loss else 0.0, temperature=g.temperature,
+        max_steps=g.max_steps if g.max_steps else -1, num_train_epochs=g.epochs,
+        scale_rewards=g.scale_rewards, entropy_coef=g.entropy_coef,
+        logging_steps=1, save_strategy="steps" if save else "no", save_steps=save or 500,
+        save_total_limit=1, report_to=[], seed=cfg.seed, disable_dropout=True,
+        dataloader_num_workers=0, log_completions=False, shuffle_dataset=True,
+    )
+
+
+def plan(cfg: TrainConfig) -> list[str]:
+    """Human-readable steps the CPU backend will take (for ``--dry-run``)."""
+    g, s = cfg.grpo, cfg.sft
+    micro, accum = _grpo_shape(cfg)
+    out = Path(cfg.output_dir)
+    return [
+        f"model: {cfg.model.path or 'default SmolLM2-135M-Instruct (prepared on first use)'}",
+        f"threads: {choose_threads(cfg.cpu.threads)} (load average now "
+        f"{os.getloadavg()[0]:.2f}, {os.cpu_count()} cores)",
+        f"data: train {cfg.data.train_files or '(in memory)'}, val "
+        f"{cfg.data.val_files or f'{cfg.cpu.eval_rows} held-out training rows'}",
+        f"prompt: rubric={cfg.prompt.use_rubric} reference={cfg.prompt.use_reference} "
+        f"query<={cfg.prompt.max_query_chars} chars response<={cfg.prompt.max_response_chars} "
+        "chars",
+        f"sft: {s.steps} steps x {s.batch_size} rows, lr {s.learning_rate}, target {s.target}, "
+        f"balanced={s.balance_labels} -> {out / 'sft'}",
+        f"grpo: {g.max_steps or f'{g.epochs} epoch(s)'} steps x {g.train_batch_size} prompts x "
+        f"{g.group_size} samples ({micro} per forward, {accum} accumulation), lr "
+        f"{g.learning_rate}, beta {g.kl_coef if g.use_kl_loss else 0}, T {g.temperature}, "
+        f"<= {g.max_response_length} new tokens, <= {g.max_minutes} min, reward "
+        f"{cfg.reward.name} (k={cfg.reward.k}) + exact bonus {cfg.reward.exact_bonus}, "
+        f"balanced={cfg.data.balance_labels} -> {out / 'grpo'}",
+        f"validation: greedy on {cfg.cpu.eval_rows} rows every {g.test_freq} steps, best by MAE "
+        f"-> {out / 'best'} (keep_best={cfg.cpu.keep_best})",
+        f"outputs: {out / 'final'}, {out / 'train_log.jsonl'}, {out / 'curves.png'}",
+    ]
+
+
+def _load(path: Path, dtype: str) -> tuple[Any, Any]:
+    transformers = require("transformers", "train")
+    torch = require("torch", "train")
+    tok = transformers.AutoTokenizer.from_pretrained(str(path))
+    # fp32 master weights; bf16 is autocast (TRL bf16=True and the SFT loop).
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    fix_special_tokens(model, tok)
+    return model, tok
+
+
+def _seed(seed: int) -> None:
+    torch = require("torch", "train")
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _hf_dataset(rows: list[dict[str, Any]], cfg: TrainConfig) -> Any:
+    datasets = require("datasets", "train")
+    if cfg.data.balance_labels:
+        steps = cfg.grpo.max_steps or math.ceil(len(rows) / cfg.grpo.train_batch_size)
+        rows = balance(rows, max(len(rows), steps * cfg.grpo.train_batch_size), cfg.seed)
+    cols = ("prompt", "ground_truth", "extra_info", "data_source", "label")
+    return datasets.Dataset.from_list([{k: r[k] for k in cols} for r in rows])
+
+
+class _Run:
+    """State shared by the stages of one CPU run."""
+
+    def __init__(self, cfg: TrainConfig, ds: Dataset) -> None:
+        self.cfg, self.ds = cfg, ds
+        self.out = Path(cfg.output_dir)
+        self.log = TrainLog(self.out / "train_log.jsonl")
+        if not cfg.cpu.resume and self.log.path.exists():
+            self.log.path.unlink()  # a fresh run starts a fresh log
+
+    def evaluate(self, model: Any, tok: Any, progress: bool = False) -> dict[str, Any]:
+        res = evaluate_rows(model, tok, self.ds.val, self.ds.dimension, self.ds.scale,
+                            max_new_tokens=self.cfg.cpu.eval_max_new_tokens,
+                            batch_size=self.cfg.cpu.eval_batch_size, progress=progress)
+        return res["summary"]
+
+    def meta(self, stage: str, **extra: Any) -> dict[str, Any]:
+        return {"stage": stage, "dimension": self.ds.dimension,
+                "scale": [self.ds.scale.min, self.ds.scale.max], **extra}
+
+    def sft(self, base: Path) -> Path:
+        cfg, path = self.cfg, self.out / "sft"
+        if cfg.cpu.resume and (read_marker(path) or {}).get("stage") == "sft":
+            log.info("sft: reusing %s", path)
+            return path
+        model, tok = _load(base, cfg.model.dtype)
+        run_sft(model, tok, self.ds.train, cfg, on_step=self.log.write)
+        save_servable(model, tok, path, self.meta("sft", steps=cfg.sft.steps, base=str(base)))
+        return path
+
+    def grpo(self, model: Any, tok: Any, best: BestTracker | None) -> Any:
+        """GRPO on ``model`` (loaded from the SFT folder, which TRL reloads as the reference)."""
+        trl = require("trl", "train")
+        from transformers.trainer_utils import get_last_checkpoint
+
+        cfg = self.cfg
+        if cfg.grpo.max_steps == 0:
+            return model
+        gdir = self.out / "grpo"
+        ckpt = get_last_checkpoint(str(gdir)) if cfg.cpu.resume and gdir.is_dir() else None
+        if ckpt:
+            log.info("grpo: resuming from %s", ckpt)
+        callbacks = make_callbacks(
+            train_log=self.log, evaluate=lambda m: self.evaluate(m, tok), best=best,
+            test_freq=cfg.grpo.test_freq, max_minutes=cfg.grpo.max_minutes)
+        trainer = trl.GRPOTrainer(
+            model=model, reward_funcs=[make_reward_function(cfg.reward.exact_bonus)],
+            args=grpo_args(cfg, gdir), train_dataset=_hf_dataset(self.ds.train, cfg),
+            processing_class=tok, callbacks=callbacks)
+        trainer.train(resume_from_checkpoint=ckpt)
+        return trainer.model
+
+
+def _eval_once(run: _Run, model: Any, tok: Any, step: int,
+               best: BestTracker | None) -> dict[str, Any]:
+    """The validation summary at ``step`` from the log, evaluating (and logging) it if absent."""
+    for row in run.log.read_all():
+        if row.get("stage") == "eval" and row.get("step") == step and not row.get("final"):
+            return row
+    summary = run.evaluate(model, tok, progress=True)
+    run.log.write({"stage": "eval", "step": step, **summary})
+    if best:
+        best.offer(step, summary, model)
+    return {"step": step, **summary}
+
+
+def run_cpu(cfg: TrainConfig, *, train_records: Sequence[PointwiseRecord] | None = None,
+            val_records: Sequence[PointwiseRecord] | None = None,
+            info: DatasetInfo | None = None) -> TrainResult:
+    """Train on CPU (SFT warm-up then GRPO); see the module docstring for the outputs."""
+    torch = require("torch", "train")
+    t0 = time.monotonic()
+    threads = choose_threads(cfg.cpu.threads)
+    torch.set_num_threads(threads)
+    log.info("cpu backend: %d torch thread(s)", threads)
+    _seed(cfg.seed)
+    base = _model_path(cfg)
+    ds = load_dataset(cfg, train_records, val_records, info)
+    run = _Run(cfg, ds)
+    run.out.mkdir(parents=True, exist_ok=True)
+    (run.out / "config.yaml").write_text(cfg.to_yaml())
+    start = run.sft(base) if cfg.sft.steps > 0 else base
+
+    best_path = run.out / "best"
+    best = None
+    if cfg.cpu.keep_best:
+        prior = (read_marker(best_path) or {}) if cfg.cpu.resume else {}
+
+        def save_best(model: Any, summary: dict[str, Any]) -> None:
+            save_servable(model, tok, best_path, run.meta("best", **summary))
+
+        best = BestTracker(save_best, prior.get("mae"), prior.get("step"))
+
+    model, tok = _load(start, cfg.model.dtype)  # name_or_path = start: TRL's reference model
+    metrics: dict[str, Any] = {"sft": _eval_once(run, model, tok, 0, best)}
+    model = run.grpo(model, tok, best)
+    final = run.evaluate(model, tok, progress=True)
+    steps = max([r["step"] for r in run.log.read_all() if r.get("stage") == "grpo"], default=0)
+    run.log.write({"stage": "eval", "step": steps, "final": True, **final})
+    if best:
+        best.offer(steps, final, model)
+    metrics["final"] = {"step": steps, **final}
+    final_path = save_servable(model, tok, run.out / "final", run.meta("final", step=steps,
+                                                                        **final))
+    if best and best.best_step is not None:
+        metrics["best"] = read_marker(best_path) or {"step": best.best_step}
+    curves = plot_curves(run.log.read_all(), run.out / "curves.png")
+    minutes = (time.monotonic() - t0) / 60
+    log.info("cpu backend done in %.1f min: final %s", minutes, final)
+    return TrainResult(backend="cpu", output_dir=run.out, final=final_path,
+                       best=best_path if best and best_path.exists() else None,
+                       metrics=metrics, log=run.log.path, curves=curves, minutes=minutes,
+                       threads=threads)
