@@ -76,13 +76,13 @@ class DatasetOptions:
 
     @classmethod
     def from_data_config(cls, config: Mapping[str, Any]) -> "DatasetOptions":
-        """Read ``config.judgeforge``; verl's ``filter_overlong_prompts=true`` means ``drop``."""
+        """Read ``config.judgeforge``; verl's ``filter_overlong_prompts=true`` forces ``drop``."""
         raw = dict(_plain(config.get("judgeforge")) or {})
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"unknown data.judgeforge option(s): {', '.join(sorted(unknown))}")
-        if "overlong" not in raw and bool(config.get("filter_overlong_prompts", False)):
-            raw["overlong"] = "drop"
+        if bool(config.get("filter_overlong_prompts", False)):
+            raw["overlong"] = "drop"  # verl's own switch, set on purpose: drop, but count
         opts = cls(**raw)
         if opts.overlong not in ("error", "drop"):
             raise ConfigError(f"data.judgeforge.overlong must be error or drop, got "
