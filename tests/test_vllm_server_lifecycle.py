@@ -170,3 +170,29 @@ def test_real_vllm_on_a_broken_folder_quotes_its_log(tmp_path: Path) -> None:
     assert "no-such-architecture" in info.value.log_tail or "Error" in info.value.log_tail
     assert not process_group_alive(srv.pid)
     assert os.path.exists(info.value.log_path or "")
+
+
+def test_stub_serve_model_cli_stops_cleanly_on_sigterm(stub: dict) -> None:
+    """``judgeforge serve-model`` runs until SIGTERM, then leaves no process behind."""
+    import signal
+    import subprocess
+
+    env = {**os.environ, "JUDGEFORGE_VLLM_PYTHON": stub["python"], "STUB_MODE": "ok",
+           "STUB_OUT": str(stub["out"]), "JUDGEFORGE_HOME": str(stub["home"])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "judgeforge.cli.main", "serve-model", str(stub["model"]),
+         "--device", "cpu", "--served-model-name", "judge"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert "serving 'judge' at http://127.0.0.1:" in line, line
+        child = int(stub["out"].read_text())
+        server_pid = int(line.split("(pid ")[1].split(",")[0])
+        assert _alive(child) and _alive(server_pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not process_group_alive(server_pid)
+    assert not _alive(child)

@@ -302,6 +302,8 @@ class VLLMServer:
     >>> with VLLMServer(path, kv_cache_gib=1, max_model_len=4096) as srv:   # doctest: +SKIP
     ...     OpenAIChatModel(model=srv.model_name, base_url=srv.base_url, server_kind="vllm")
 
+    ``python`` is the interpreter that runs vLLM (default ``$JUDGEFORGE_VLLM_PYTHON`` or this one;
+    e.g. the main venv's python when this process runs in a venv without vLLM).
     ``port=None`` picks a free port. ``device=None`` detects CPU/GPU. The log goes to ``log_file``
     (default ``<home>/logs/vllm-<port>.log``). :meth:`start` waits until ``/health`` answers
     (``startup_timeout`` seconds) and raises :class:`ServerError` quoting the log's last lines if
@@ -351,7 +353,7 @@ class VLLMServer:
         self.home = home
         self.extra_args = tuple(extra_args)
         self.env_overrides = dict(env or {})
-        self.python = python
+        self.python = python or os.environ.get("JUDGEFORGE_VLLM_PYTHON") or None
         self.log_path: Path | None = None
         self.command: list[str] = []
         self._proc: subprocess.Popen[bytes] | None = None
