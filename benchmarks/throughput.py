@@ -374,12 +374,15 @@ class _Bench:
         return _RunOut(_grader_latencies(res), sum(1 for r in res if is_error(r)), prompt, gen)
 
     async def _oj_runner(self, concurrency: int) -> _RunOut:
+        from openjudge.runner.grading_runner import GraderConfig as OJConfig
         from openjudge.runner.grading_runner import GradingRunner as OJRunner
 
         from judgeforge.results import is_error
 
-        runner = OJRunner({"jf-sample": self.graders["jf-sample"]}, max_concurrency=concurrency,
-                          show_progress=False)
+        # A foreign grader enters their runner through their GraderConfig (their create()
+        # accepts only their own BaseGrader instances).
+        runner = OJRunner({"jf-sample": OJConfig(grader=self.graders["jf-sample"])},
+                          max_concurrency=concurrency, show_progress=False)
         res = (await runner.arun(self.rows))["jf-sample"]
         prompt, gen = _grader_tokens(res)
         return _RunOut(_grader_latencies(res), sum(1 for r in res if is_error(r)), prompt, gen)
