@@ -16,6 +16,8 @@ from judgeforge.prompt import PromptTemplate, query_of
 from judgeforge.train.config import TrainConfig
 from judgeforge.train.verl.overrides import build_overrides
 
+pytest.importorskip("verl", reason="the verl tests run in .venv-verl")
+
 
 @pytest.fixture()
 def build(compose: Callable[[list[str]], Any], model_dir: Path,

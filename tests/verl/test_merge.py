@@ -12,12 +12,15 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from judgeforge.train.config import TrainConfig
 from judgeforge.train.verl.checkpoints import MERGE_MARKER, latest_checkpoint, merge_checkpoint
 from judgeforge.train.verl.launch import launch
 from judgeforge.train.verl.servable import resolve_servable
+
+pytest.importorskip("verl", reason="the verl tests run in .venv-verl")
+import torch  # noqa: E402
+
 
 HERE = Path(__file__).resolve().parent
 

@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from omegaconf import OmegaConf
 
 from judgeforge.train.config import TrainConfig
 from judgeforge.train.verl.overrides import DATASET_CLS_NAME, REWARD_FN_PATH, build_overrides
+
+pytest.importorskip("verl", reason="the verl tests run in .venv-verl")
+from omegaconf import OmegaConf  # noqa: E402
 
 
 def _validate(cfg: Any) -> None:

@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-import torch
 
 from judgeforge.train.config import TrainConfig
 from judgeforge.train.reward import REWARD_KEYS, compute_score
 from judgeforge.train.verl.overrides import build_overrides
+
+pytest.importorskip("verl", reason="the verl tests run in .venv-verl")
+import torch  # noqa: E402
+
 
 # What judges really write: right, wrong, reasoned, off-scale, unparsable.
 RESPONSES = [
