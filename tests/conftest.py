@@ -7,6 +7,10 @@
     vllm_server_options -> its VLLMServer options; OpenAIChatModel(model=default_model_path,
                            is_local=True, server_options=vllm_server_options) reuses it
 
+Set ``JUDGEFORGE_TEST_VLLM_URL=http://127.0.0.1:PORT/v1`` to run against a server you already
+started (``judgeforge serve-model``) instead; ``vllm_server.pid`` is then None and nothing is
+started or stopped.
+
 Mark tests that need the server with ``@pytest.mark.vllm``. The server is leased from
 ``SERVER_POOL`` and stopped at the end of the session; the teardown asserts that no process of its
 process group is left.
@@ -15,6 +19,10 @@ process group is left.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -27,6 +35,28 @@ VLLM_TEST_OPTIONS: dict[str, Any] = {
     "max_model_len": 4096,
     "startup_timeout": 600.0,
 }
+
+
+@dataclass(frozen=True)
+class ExternalServer:
+    """A server started outside the test session (see ``JUDGEFORGE_TEST_VLLM_URL``)."""
+
+    base_url: str
+    model_name: str
+    model_path: Path
+    pid: None = None
+    pgid: None = None
+    log_path: None = None
+
+    def is_running(self) -> bool:
+        return True
+
+
+def _external_server(url: str, model_path: Path) -> ExternalServer:
+    url = url.rstrip("/")
+    with urllib.request.urlopen(url + "/models", timeout=10) as resp:
+        name = json.load(resp)["data"][0]["id"]
+    return ExternalServer(base_url=url, model_name=name, model_path=model_path)
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +72,10 @@ def default_model_path() -> Path:
 @pytest.fixture(scope="session")
 def vllm_server(default_model_path: Path) -> Iterator[Any]:
     """One real vLLM OpenAI server for the whole session (started on first use)."""
+    external = os.environ.get("JUDGEFORGE_TEST_VLLM_URL")
+    if external:
+        yield _external_server(external, default_model_path)
+        return
     if importlib.util.find_spec("vllm") is None:
         pytest.skip("vllm is not installed")
     from judgeforge.models.vllm_server import SERVER_POOL, process_group_alive
