@@ -314,7 +314,9 @@ def _line(name: str, r: LoadReport) -> str:
             f"p99 {r.percentile(99):6.2f} s  statuses {dict(sorted(r.statuses.items()))}")
 
 
-def print_report(endpoint: LoadReport, baseline: LoadReport | None, out: Any = sys.stdout) -> None:
+def print_report(endpoint: LoadReport, baseline: LoadReport | None, out: Any = None) -> None:
+    """The human-readable report (to ``out``, default the current ``sys.stdout``)."""
+    out = out if out is not None else sys.stdout
     print(_line("endpoint", endpoint), file=out)
     print(f"{'':<9} scored {endpoint.scored}, 200 without a score {endpoint.unscored}, "
           f"server errors {endpoint.server_errors}, transport errors "
@@ -326,9 +328,9 @@ def print_report(endpoint: LoadReport, baseline: LoadReport | None, out: Any = s
     if baseline is not None:
         print(_line("raw vLLM", baseline), file=out)
         if baseline.throughput > 0:
-            print(f"{'ratio':<9} throughput endpoint/vLLM {endpoint.throughput / baseline.throughput:.2f}"
-                  f", p50 endpoint/vLLM {endpoint.percentile(50) / baseline.percentile(50):.2f}",
-                  file=out)
+            print(f"{'ratio':<9} throughput endpoint/vLLM "
+                  f"{endpoint.throughput / baseline.throughput:.2f}, p50 endpoint/vLLM "
+                  f"{endpoint.percentile(50) / baseline.percentile(50):.2f}", file=out)
 
 
 def ok(endpoint: LoadReport) -> bool:

@@ -119,3 +119,11 @@ def test_graders_package_and_cli_plugin_do_not_import_fastapi_or_torch(tmp_path:
                          text=True, timeout=GUARD)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_serve_fails_fast_when_the_model_server_url_does_not_answer(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/v1"
+    out = subprocess.run([*JUDGEFORGE, "serve", closed, "--port", str(free_port())],
+                         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=GUARD)
+    assert out.returncode == 1
+    assert "cannot list the models" in out.stderr and "--model-name" in out.stderr

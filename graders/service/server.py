@@ -25,7 +25,7 @@ from typing import Any, Iterator, Mapping
 from judgeforge.errors import ConfigError, ServerError
 from judgeforge.graders.service.settings import ServiceSettings
 
-__all__ = ["run", "serve_async", "open_model", "insecure_warning"]
+__all__ = ["run", "serve_async", "open_model", "insecure_warning", "first_served_model"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,21 @@ def _is_url(target: str | None) -> bool:
     return bool(target) and str(target).startswith(("http://", "https://"))
 
 
+def first_served_model(base_url: str, api_key: str | None = None, timeout_s: float = 10.0) -> str:
+    """The first model ``base_url/models`` lists (also checks that the server answers)."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    url = base_url.rstrip("/") + "/models"
+    try:
+        resp = httpx.get(url, headers=headers, timeout=timeout_s, trust_env=False)
+        resp.raise_for_status()
+        return str(resp.json()["data"][0]["id"])
+    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise ConfigError(f"cannot list the models of {url} ({type(exc).__name__}: {exc}); is "
+                          "the model server up? (--model-name skips this check)") from None
+
+
 @contextlib.contextmanager
 def open_model(target: str | None, settings: ServiceSettings, *, model_name: str | None = None,
                model_api_key: str | None = None, server_kind: str = "auto",
@@ -59,7 +74,8 @@ def open_model(target: str | None, settings: ServiceSettings, *, model_name: str
         if vllm_options:
             raise ConfigError("vLLM options apply to a local checkpoint, not to a URL: "
                               f"{sorted(vllm_options)}")
-        yield OpenAIChatModel(model=model_name, base_url=str(target), server_kind=server_kind,
+        name = model_name or first_served_model(str(target), model_api_key)
+        yield OpenAIChatModel(model=name, base_url=str(target), server_kind=server_kind,
                               **common), None  # type: ignore[arg-type]
         return
     from judgeforge.models.vllm_server import VLLMServer
