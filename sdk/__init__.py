@@ -48,6 +48,10 @@ _EXPORTS: dict[str, str] = {
     # models
     "ChatModel": "judgeforge.models.base",
     "ChatResponse": "judgeforge.models.base",
+    "OpenAIChatModel": "judgeforge.models.openai_chat",
+    "VLLMServer": "judgeforge.models.vllm_server",
+    "prepare_default_model": "judgeforge.models.default_model",
+    "ScriptedChatModel": "judgeforge.models.mock",
     # grading: results, graders, runner
     "GraderScore": "judgeforge.results",
     "GraderError": "judgeforge.results",
