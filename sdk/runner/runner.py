@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from judgeforge.data.keys import unique_ids
 from judgeforge.errors import ModelError
 from judgeforge.results import GraderError, from_dict, is_error, is_score, to_dict
 from judgeforge.runner.checkpoint import Checkpoint, FsyncMode, row_keys
@@ -72,8 +73,8 @@ class GradingRunner:
     ``aggregators``: callables ``{key: result} -> result`` (e.g. :class:`WeightedMean`), each
     adding a column named by its ``name``. ``output``: JSONL checkpoint path (see module doc);
     ``fsync``: ``"batch"`` (background group fsync), ``"line"`` (fsync each line before going
-    on) or ``"off"`` (see :mod:`judgeforge.runner.checkpoint`). ``key``: a row -> key function replacing
-    :func:`~judgeforge.runner.checkpoint.row_key`.
+    on) or ``"off"`` (see :mod:`judgeforge.runner.checkpoint`). ``key``: a row -> key function
+    replacing :func:`~judgeforge.runner.checkpoint.row_key`.
     """
 
     def __init__(
@@ -143,8 +144,6 @@ class GradingRunner:
     def _keys(self, rows: Sequence[Any]) -> list[str]:
         if self.key is None:
             return row_keys(rows)
-        from judgeforge.data.keys import unique_ids
-
         return unique_ids([str(self.key(r)) for r in rows])
 
     def _plan(self, rows: Sequence[Any], keys: list[str] | None, ck: Checkpoint | None,
