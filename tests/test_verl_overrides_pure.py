@@ -152,6 +152,8 @@ def test_command_and_dry_run(tmp_path: Path) -> None:
     assert "verl.model_merger merge --backend fsdp" in text
     assert not (tmp_path / "out").exists()  # a dry run creates nothing
 
+    assert "sft.steps=5 is not run by the verl backend" in "\n".join(
+        plan(cfg.with_overrides(["sft.steps=5"])).notes)
     with pytest.raises(ConfigError, match="backend"):
         launch(cfg.merged({"backend": "cpu"}), dry_run=True, out=buf)
 

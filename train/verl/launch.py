@@ -141,6 +141,9 @@ def _notes(cfg: TrainConfig, remote: bool, model_note: str | None) -> list[str]:
     if remote and not Path(cfg.output_dir).is_absolute() and "://" not in cfg.output_dir:
         notes.append(f"output_dir {cfg.output_dir!r} is relative: on the cluster it lands in the "
                      "job's temporary working_dir; use an absolute path on shared storage")
+    if cfg.sft.steps:
+        notes.append(f"sft.steps={cfg.sft.steps} is not run by the verl backend: warm the model "
+                     "up first (e.g. the CPU backend's SFT) and set model.path to the result")
     if not cfg.data.val_files:
         notes.append("no data.val_files: the training files stand in for verl's required "
                      "val_files and validation is off")
@@ -156,6 +159,9 @@ def plan(cfg: TrainConfig, *, remote: bool | None = None, prepare_model: bool = 
     model, note = resolve_model_path(cfg, prepare=prepare_model)
     notes = _notes(cfg, is_remote, note)
     if is_remote:
+        if stage_dir is None:
+            notes.append("the staging folder below is a placeholder: launch() stages into a "
+                         "fresh temporary folder when it submits the job")
         out = cfg.output_dir
         files = ray_job.plan_files(list(cfg.data.train_files) + list(cfg.data.val_files),
                                    stage_dir or Path(tempfile.gettempdir()) / "judgeforge-ray-job")
