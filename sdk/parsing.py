@@ -13,6 +13,7 @@ Guarantees (tested, see tests/test_parsing.py):
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from enum import Enum
@@ -86,9 +87,16 @@ def strip_thinking(text: str) -> tuple[str, str]:
     return visible, thinking.strip()
 
 
+@functools.lru_cache(maxsize=128)
 def _tag_pattern(tag: str) -> re.Pattern[str]:
     t = re.escape(tag)
     return re.compile(rf"<\s*{t}\s*>(.*?)<\s*/\s*{t}\s*>", re.IGNORECASE | re.DOTALL)
+
+
+@functools.lru_cache(maxsize=128)
+def _tail_pattern(tag: str) -> re.Pattern[str]:
+    t = re.escape(tag)
+    return re.compile(rf"<\s*{t}\s*>\s*([^<\s]+)\s*$", re.IGNORECASE)
 
 
 def _read_value(value: str, dim: str, scale: Scale, raw: str) -> int | ParseFailure:
@@ -107,8 +115,7 @@ def _find_last(tag: str, visible: str) -> tuple[str, re.Match[str] | None] | Non
     matches = list(_tag_pattern(tag).finditer(visible))
     if matches:
         return matches[-1].group(1), matches[-1]
-    t = re.escape(tag)
-    tail = re.search(rf"<\s*{t}\s*>\s*([^<\s]+)\s*$", visible, re.IGNORECASE)
+    tail = _tail_pattern(tag).search(visible)
     if tail:
         return tail.group(1), tail
     return None

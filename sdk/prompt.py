@@ -9,6 +9,7 @@ an echoing model could copy into its own output.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -40,9 +41,17 @@ def neutralize_tags(text: str, tags: Sequence[str] = CONTROL_TAGS) -> str:
     """Rewrite ``<tag>``/``</tag>`` (any case, spacing, attributes) as ``[tag]``/``[/tag]``."""
     if not text:
         return text
-    names = "|".join(re.escape(t) for t in sorted(set(tags), key=len, reverse=True))
-    pattern = re.compile(rf"<\s*(/?)\s*({names})\b[^<>]*>", re.IGNORECASE)
-    return pattern.sub(lambda m: f"[{m.group(1)}{m.group(2)}]", text)
+    return _tag_regex(tuple(sorted(set(tags), key=len, reverse=True))).sub(_bracket, text)
+
+
+@functools.lru_cache(maxsize=64)
+def _tag_regex(tags: tuple[str, ...]) -> re.Pattern[str]:
+    names = "|".join(re.escape(t) for t in tags)
+    return re.compile(rf"<\s*(/?)\s*({names})\b[^<>]*>", re.IGNORECASE)
+
+
+def _bracket(match: re.Match[str]) -> str:
+    return f"[{match.group(1)}{match.group(2)}]"
 
 
 def _tag_for(dimension: str, multi: bool) -> str:

@@ -332,7 +332,9 @@ class VLLMServer:
         env: Mapping[str, str] | None = None,
         python: str | None = None,
     ) -> None:
-        path = Path(model_path).expanduser()
+        from judgeforge.models.resolve import resolve_model_path
+
+        path = resolve_model_path(model_path)  # e.g. a verl FSDP checkpoint -> merged HF folder
         if not (path / "config.json").is_file():
             raise ConfigError(f"not a Hugging Face model folder (no config.json): {path}")
         self.model_path = path.resolve()

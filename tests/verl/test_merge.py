@@ -128,3 +128,17 @@ exec {sys.executable} "$@"
     assert launch(cfg) == 0
     assert (out / "tensorboard_dir.txt").read_text().strip() == str(out / "tensorboard")
     assert json.loads((out / "hf" / MERGE_MARKER).read_text())["step"] == 2
+
+
+def test_serving_resolves_a_verl_checkpoint_through_the_entry_point(run_copy: Path) -> None:
+    """The sdk's serving path (VLLMServer) finds the verl resolver by entry point, never by
+    importing judgeforge.train; a verl actor folder becomes the merged HF folder it serves."""
+    from judgeforge.models.resolve import resolve_model_path
+    from judgeforge.models.vllm_server import VLLMServer
+
+    actor = latest_checkpoint(run_copy)
+    assert actor is not None and actor.name == "actor"
+    merged = resolve_model_path(actor)
+    assert merged != actor and (merged / "config.json").is_file()
+    server = VLLMServer(actor)          # not started: construction resolves the path
+    assert server.model_path == merged.resolve()
