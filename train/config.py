@@ -158,13 +158,13 @@ class TrainConfig(_Section):
         """
         base = cls(
             backend="cpu",
-            prompt=PromptSection(use_rubric=False, use_reference=False, max_query_chars=400,
-                                 max_response_chars=600),
+            prompt=PromptSection(use_rubric=False, use_reference=False, max_query_chars=300,
+                                 max_response_chars=400),
             grpo=GRPOSection(group_size=8, train_batch_size=2, mini_batch_size=2,
                              micro_batch_size=16, max_prompt_length=1024, max_response_length=10,
-                             learning_rate=2e-6, kl_coef=0.04, temperature=1.0, max_steps=40,
-                             max_minutes=7.0, save_freq=10, test_freq=10),
-            sft=SFTSection(steps=60, batch_size=8, learning_rate=5e-5, target="label"),
+                             learning_rate=5e-6, kl_coef=0.04, temperature=1.0, max_steps=20,
+                             max_minutes=8.0, save_freq=5, test_freq=10),
+            sft=SFTSection(steps=30, batch_size=8, learning_rate=5e-5, target="label"),
             cpu=CPUSection(eval_rows=40),
             logger=["console", "jsonl"],
         )
