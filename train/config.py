@@ -163,9 +163,9 @@ class TrainConfig(_Section):
             grpo=GRPOSection(group_size=8, train_batch_size=2, mini_batch_size=2,
                              micro_batch_size=16, max_prompt_length=1024, max_response_length=10,
                              learning_rate=5e-6, kl_coef=0.04, temperature=1.0, max_steps=20,
-                             max_minutes=8.0, save_freq=5, test_freq=10),
-            sft=SFTSection(steps=30, batch_size=8, learning_rate=5e-5, target="label"),
-            cpu=CPUSection(eval_rows=40),
+                             max_minutes=10.0, save_freq=5, test_freq=5),
+            sft=SFTSection(steps=20, batch_size=8, learning_rate=5e-5, target="label"),
+            cpu=CPUSection(eval_rows=30),
             logger=["console", "jsonl"],
         )
         return base.merged(kw) if kw else base

@@ -2,7 +2,8 @@
 
 A plain loop (AdamW, bf16 autocast on CPU): each example is the chat prompt with the assistant
 turn opened, then the completion ``<score>y</score><|im_end|>``; the loss covers the completion
-tokens only. Prompt and completion are tokenized separately and concatenated, the way TRL's
+tokens only, and logits are computed for those positions only (left padding puts every
+completion at the end), so memory stays well under the 7 GiB budget. Prompt and completion are tokenized separately and concatenated, the way TRL's
 GRPO trainer sees them (prompt ids, then generated ids).
 """
 
@@ -19,33 +20,48 @@ from ..config import TrainConfig
 from .data import balance
 from .evaluate import prompt_texts
 
-__all__ = ["encode_sft_batch", "run_sft"]
+__all__ = ["encode_sft_batch", "completion_loss", "run_sft"]
 
 log = logging.getLogger(__name__)
 
 
 def encode_sft_batch(tokenizer: Any, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """input_ids, attention_mask and labels (-100 outside the completion), right padded."""
+    """Left-padded input_ids/attention_mask/position_ids, labels (-100 outside the completion)
+    and ``keep``: how many final positions hold every completion (the loss needs logits there
+    only, which keeps memory small: full logits are rows x tokens x 49k vocab)."""
     torch = require("torch", "train")
     prompts = prompt_texts(tokenizer, rows)
     seqs: list[list[int]] = []
-    masks: list[list[int]] = []
+    n_completion: list[int] = []
     for text, row in zip(prompts, rows):
         p_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         c_ids = tokenizer(row["completion"], add_special_tokens=False)["input_ids"]
         c_ids = c_ids + [tokenizer.eos_token_id]
         seqs.append(p_ids + c_ids)
-        masks.append([0] * len(p_ids) + [1] * len(c_ids))
+        n_completion.append(len(c_ids))
     width = max(len(s) for s in seqs)
-    pad = tokenizer.pad_token_id
-    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
     attn = torch.zeros((len(seqs), width), dtype=torch.long)
     labels = torch.full((len(seqs), width), -100, dtype=torch.long)
-    for i, (s, m) in enumerate(zip(seqs, masks)):
-        ids[i, :len(s)] = torch.tensor(s)
-        attn[i, :len(s)] = 1
-        labels[i, :len(s)] = torch.tensor([t if keep else -100 for t, keep in zip(s, m)])
-    return {"input_ids": ids, "attention_mask": attn, "labels": labels}
+    for i, (s, c) in enumerate(zip(seqs, n_completion)):
+        ids[i, width - len(s):] = torch.tensor(s)
+        attn[i, width - len(s):] = 1
+        labels[i, width - c:] = torch.tensor(s[-c:])
+    position_ids = (attn.cumsum(-1) - 1).clamp(min=0)
+    return {"input_ids": ids, "attention_mask": attn, "position_ids": position_ids,
+            "labels": labels, "keep": max(n_completion) + 1}
+
+
+def completion_loss(model: Any, batch: dict[str, Any]) -> Any:
+    """Mean cross-entropy over the completion tokens (logits computed for the last positions)."""
+    torch = require("torch", "train")
+    keep = batch["keep"]
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                position_ids=batch["position_ids"], logits_to_keep=keep)
+    logits = out.logits[:, :-1, :].float()
+    target = batch["labels"][:, -keep + 1:]
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                             target.reshape(-1), ignore_index=-100)
 
 
 def _batches(rows: list[dict[str, Any]], cfg: TrainConfig) -> list[list[dict[str, Any]]]:
@@ -94,13 +110,13 @@ def run_sft(model: Any, tokenizer: Any, rows: list[dict[str, Any]], cfg: TrainCo
         t0 = time.perf_counter()
         enc = encode_sft_batch(tokenizer, batch)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-            out = model(**enc)
-        out.loss.backward()
+            loss = completion_loss(model, enc)
+        loss.backward()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
         optim.step()
         sched.step()
         optim.zero_grad(set_to_none=True)
-        row = {"stage": "sft", "step": step, "loss": float(out.loss.detach()),
+        row = {"stage": "sft", "step": step, "loss": float(loss.detach()),
                "grad_norm": grad_norm, "learning_rate": sched.get_last_lr()[0],
                "seconds_per_step": time.perf_counter() - t0,
                "tokens": int(enc["attention_mask"].sum())}
