@@ -47,8 +47,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen[str]) -> None:
 
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_serve_scores_over_http_and_stops_cleanly_on_sigterm(vllm_server: Any,
-                                                             tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_serve_scores_over_http_and_stops_cleanly_on_a_signal(vllm_server: Any, tmp_path: Path,
+                                                              stop_signal: int) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
@@ -65,7 +66,7 @@ def test_serve_scores_over_http_and_stops_cleanly_on_sigterm(vllm_server: Any,
         assert 0 <= resp.json()["score"] <= 4
         assert resp.json()["model"] == vllm_server.model_name  # resolved from /v1/models
         assert httpx.post(url + "/v1/score", json={}, trust_env=False).status_code == 401
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop_signal)
         out, _ = proc.communicate(timeout=GUARD)
     finally:
         if proc.poll() is None:
