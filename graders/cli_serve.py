@@ -41,6 +41,14 @@ def settings_from_args(args: argparse.Namespace) -> Any:
                               "default_mode": args.mode, "constrained": args.constrained}
     if args.grader:
         values["graders"] = tuple(args.grader)
+    if args.scale:
+        scales = {}
+        for item in args.scale:
+            name, sep, text = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--scale {item!r} must look like NAME=MIN-MAX (e.g. quality=1-5)")
+            scales[name.strip()] = text.strip()
+        values["scales"] = scales
     for name, _ in _SETTING_OPTIONS:
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
@@ -83,6 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "default model)")
     p.add_argument("--grader", action="append", default=None, metavar="NAME",
                    help=h("graders") + " (repeat the option; default: helpfulness)")
+    p.add_argument("--scale", action="append", default=None, metavar="NAME=MIN-MAX",
+                   help=h("scales") + " (repeat the option)")
     p.add_argument("--mode", choices=SERVICE_MODES, default="expected", help=h("default_mode"))
     p.add_argument("--constrained", action=argparse.BooleanOptionalAction, default=False,
                    help=h("constrained"))

@@ -128,3 +128,18 @@ def test_serve_fails_fast_when_the_model_server_url_does_not_answer(tmp_path: Pa
                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=GUARD)
     assert out.returncode == 1
     assert "cannot list the models" in out.stderr and "--model-name" in out.stderr
+
+
+def test_scale_option_sets_the_offered_graders_scale() -> None:
+    import argparse
+
+    from judgeforge.cli.main import build_parser
+    from judgeforge.graders.cli_serve import settings_from_args
+
+    args = build_parser().parse_args(["serve", "--grader", "quality", "--scale", "quality=1-5"])
+    settings = settings_from_args(args)
+    assert settings.scale_of("quality").max == 5 and settings.scale_of("other").max == 4
+    bad = build_parser().parse_args(["serve", "--grader", "quality", "--scale", "quality:1-5"])
+    with pytest.raises(Exception, match="NAME=MIN-MAX"):
+        settings_from_args(bad)
+    assert isinstance(args, argparse.Namespace)

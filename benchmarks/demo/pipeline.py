@@ -185,12 +185,17 @@ class Demo:
         if self.api_proc is None:
             from judgeforge.models.vllm_server import find_free_port
 
+            from judgeforge.data.io import read_info
+
+            info = read_info(self._data_out("test"))
+            assert info is not None
+            dim, scale = next(iter(info.dimensions.items()))
             port = find_free_port()
             fh = open(self.work / "logs" / "scoring-api.log", "ab")
             self.api_proc = subprocess.Popen(
                 judgeforge_cli("serve", base_url, "--model-name", "judge", "--port", str(port),
-                               "--mode", "sample"), stdout=fh, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                               "--grader", dim, "--scale", f"{dim}={scale}", "--mode", "sample"),
+                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
             self.api_url = f"http://127.0.0.1:{port}"
             _wait_http(f"{self.api_url}/healthz", 120, self.api_proc)
             print(f"scoring API: {self.api_url} (pid {self.api_proc.pid})", flush=True)

@@ -57,7 +57,10 @@ def run_logged(args: Sequence[str], log: Path, *, echo: bool = True,
 
 
 def judgeforge_cli(*args: str) -> list[str]:
-    """The judgeforge command line run by this interpreter."""
+    """The judgeforge console script of this interpreter's environment."""
+    script = Path(sys.executable).parent / "judgeforge"
+    if script.is_file():
+        return [str(script), *args]
     return [sys.executable, "-m", "judgeforge.cli.main", *args]
 
 

@@ -101,7 +101,8 @@ class GraderPool:
             opts: dict[str, Any] = {"mode": mode, "constrained": constrained,
                                     "timeout": self.settings.request_timeout_s}
             if len(dims) == 1:
-                grader = get_grader(dims[0], self.model, **opts)
+                grader = get_grader(dims[0], self.model, scale=self.settings.scale_of(dims[0]),
+                                    **opts)
             else:
                 grader = get_grader("multi", self.model, dimensions=list(dims), **opts)
                 grader.name = "+".join(dims)

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from judgeforge.data.schema import DEFAULT_SCALE, Scale
+
 __all__ = ["ServiceSettings", "ServiceMode", "SERVICE_MODES", "is_loopback_host"]
 
 ServiceMode = Literal["sample", "expected", "vote"]
@@ -65,6 +67,20 @@ class ServiceSettings(BaseModel):
                                     "health check behind /healthz")
     health_cache_s: float = Field(2.0, ge=0, description="how long a model health check result "
                                   "is reused")
+
+    scales: dict[str, str] = Field(default_factory=dict, description="score scale per grader, "
+                                   "NAME=MIN-MAX (e.g. quality=1-5); others use 0-4")
+
+    @field_validator("scales")
+    @classmethod
+    def _valid_scales(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            Scale.parse(text)  # raises ValueError naming the bad text
+        return value
+
+    def scale_of(self, name: str) -> Scale:
+        """The scale offered for grader ``name``."""
+        return Scale.parse(self.scales[name]) if name in self.scales else DEFAULT_SCALE
 
     @field_validator("graders", mode="before")
     @classmethod
