@@ -50,10 +50,13 @@ class DemoOptions:
 
 
 # The prompt the judge is trained with and graded with must be the same. Long Prometheus rows
-# (rubric + reference + response) make CPU steps slow, so the demo trims the data itself, once,
-# and both training and benchmarking read the trimmed files.
-MAX_QUERY_CHARS = 600
-MAX_RESPONSE_CHARS = 900
+# (rubric + reference + response, ~1200 tokens) make CPU steps slow, so the demo trims the data
+# itself, once (the CPU recipe's prompt options: no rubric, no reference, short texts), and
+# training, benchmarking and serving all read the same trimmed files with no further trimming.
+MAX_QUERY_CHARS = 300
+MAX_RESPONSE_CHARS = 400
+NO_TRAIN_TRIMMING = ["prompt.max_query_chars=null", "prompt.max_response_chars=null",
+                     "prompt.use_rubric=false", "prompt.use_reference=false"]
 BENCH_MODES = (("sample", ["--mode", "sample", "--max-tokens", "24"]),
                ("expected", ["--mode", "expected"]))
 
@@ -113,7 +116,8 @@ class Demo:
         info = DatasetInfo(name="prometheus-absolute", dimensions=info.dimensions,
                            source="prometheus-eval/prometheus-eval (GPT-4 labels, Apache-2.0)",
                            license=info.license, description="demo: queries/responses trimmed "
-                           f"to {MAX_QUERY_CHARS}/{MAX_RESPONSE_CHARS} chars, no reference")
+                           f"to {MAX_QUERY_CHARS}/{MAX_RESPONSE_CHARS} chars, no rubric or "
+                           "reference")
         train, test = stratified_split(records, test_size=self.opts.n_test, seed=0)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         train_path = write_records(self.data_dir / "train.parquet", train, info)
@@ -135,10 +139,12 @@ class Demo:
 
     def train(self, log: Path) -> dict[str, Any]:
         out = self.work / "train"
+        # validation (best-checkpoint choice) uses rows held out of the training split, never
+        # the test split the benchmark reports on
         run_logged(judgeforge_cli("train", str(self.opts.train_config),
                                   f"data.train_files=[{self._data_out('train')}]",
-                                  f"data.val_files=[{self._data_out('test')}]",
-                                  f"output_dir={out}", *self.opts.train_overrides), log)
+                                  "data.val_files=[]", f"output_dir={out}", *NO_TRAIN_TRIMMING,
+                                  *self.opts.train_overrides), log)
         for name in ("best", "final"):
             if (out / name / "config.json").is_file():
                 print(f"trained judge: {out / name}")
@@ -221,6 +227,7 @@ def _trim(record: Any) -> Any:
     data["output"]["content"] = _cut(data["output"]["content"], MAX_RESPONSE_CHARS)
     extra = dict(data.get("extra_info") or {})
     extra.pop("reference", None)
+    extra.pop("rubric", None)
     data["extra_info"] = extra
     return type(record).model_validate(data)
 
