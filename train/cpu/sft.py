@@ -108,18 +108,24 @@ def run_sft(model: Any, tokenizer: Any, rows: list[dict[str, Any]], cfg: TrainCo
     bar = tqdm(batches, desc="sft", unit="step")
     for step, batch in enumerate(bar, start=1):
         t0 = time.perf_counter()
-        enc = encode_sft_batch(tokenizer, batch)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-            loss = completion_loss(model, enc)
-        loss.backward()
+        micro = cfg.sft.micro_batch_size
+        loss_sum, tokens = 0.0, 0
+        for start in range(0, len(batch), micro):  # gradient accumulation bounds memory
+            part = batch[start:start + micro]
+            enc = encode_sft_batch(tokenizer, part)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                loss = completion_loss(model, enc) * (len(part) / len(batch))
+            loss.backward()
+            loss_sum += float(loss.detach())
+            tokens += int(enc["attention_mask"].sum())
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
         optim.step()
         sched.step()
         optim.zero_grad(set_to_none=True)
-        row = {"stage": "sft", "step": step, "loss": float(loss.detach()),
+        row = {"stage": "sft", "step": step, "loss": loss_sum,
                "grad_norm": grad_norm, "learning_rate": sched.get_last_lr()[0],
                "seconds_per_step": time.perf_counter() - t0,
-               "tokens": int(enc["attention_mask"].sum())}
+               "tokens": tokens}
         logs.append(row)
         bar.set_postfix(loss=f"{row['loss']:.3f}")
         if on_step is not None:
