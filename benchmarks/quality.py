@@ -238,7 +238,8 @@ async def arun_quality(
         t_open = time.perf_counter()
         async with open_judge(spec, timeout=timeout) as model:
             ready_s = time.perf_counter() - t_open
-            grader = LLMGrader(model, template=template, name=spec.label, mode=mode,  # type: ignore[arg-type]
+            grader = LLMGrader(model, template=template, name=spec.label,
+                               mode=mode,  # type: ignore[arg-type]
                                constrained=constrained, n=vote_n, max_tokens=max_tokens)
             runner = GradingRunner({spec.label: GraderConfig(grader, record_mapper)},
                                    max_concurrency=concurrency, show_progress=show_progress,
@@ -297,7 +298,7 @@ async def arun_quality(
             "rows_in_file": len(loaded.records), "rows_unlabelled": unlabelled,
             "rows_graded": len(rows), "limit": limit, "seed": seed,
             "sample": ("all labelled rows" if len(rows) == len(loaded.records) - unlabelled
-                       else f"seeded random sample of {len(rows)} (seed {seed})"),
+                       else f"seeded random sample, seed {seed}"),
             "dimension": dim, "scale": [scale.min, scale.max],
             "label_counts": {str(k): label_spread[k] for k in sorted(label_spread)},
             "data_sources": dict(sorted(Counter(sources).items())),

@@ -13,8 +13,9 @@ Variants (``VARIANTS``):
   and practical limit.
 - ``prefill``: the same messages with ``max_tokens=1`` (no regex, no stop): the server's
   prefill-bound limit, ``limit pairs/s = prompt tokens/s / prompt tokens per pair``.
-- ``jf-sample``, ``jf-expected``, ``jf-vote``: judgeforge's :class:`~judgeforge.runner.GradingRunner`
-  with an :class:`~judgeforge.llm_grader.LLMGrader` in each scoring mode.
+- ``jf-sample``, ``jf-expected``, ``jf-vote``: judgeforge's
+  :class:`~judgeforge.runner.GradingRunner` with an :class:`~judgeforge.llm_grader.LLMGrader`
+  in each scoring mode.
 - ``oj-runner``: OpenJudge's ``GradingRunner`` running the same judgeforge sample grader.
 - ``oj-relevance``: OpenJudge's own JSON ``RelevanceGrader`` (structured JSON output with a
   reason) on the same served model, in OpenJudge's runner; same ``max_tokens`` and temperature 0.
@@ -83,7 +84,8 @@ class RecordingModel(ChatModel):
         self.name = name
         self.calls: list[tuple[list[Message], dict[str, Any]]] = []
 
-    async def achat(self, messages: Sequence[Message], **kwargs: Any) -> ChatResponse:  # type: ignore[override]
+    async def achat(self, messages: Sequence[Message],  # type: ignore[override]
+                    **kwargs: Any) -> ChatResponse:
         self.calls.append(([dict(m) for m in messages], dict(kwargs)))
         return ChatResponse(choices=[ChatChoice(text="")])
 
@@ -300,7 +302,8 @@ class _Bench:
     def grader(self, mode: str, model: Any = None) -> Any:
         from judgeforge.llm_grader import LLMGrader
 
-        return LLMGrader(model or self.model, template=self.template, mode=mode,  # type: ignore[arg-type]
+        return LLMGrader(model or self.model, template=self.template,
+                         mode=mode,  # type: ignore[arg-type]
                          constrained=self.constrained, n=self.vote_n, max_tokens=self.max_tokens)
 
     async def setup(self) -> None:
@@ -646,8 +649,11 @@ async def arun_throughput(
                             bar.set_postfix_str(f"c={c} round {r + 1} {v}")
                         m = await bench.measure(v, c, r)
                         measurements.append(m)
+                        line = (f"c={c} round {r + 1}/{rounds} {v}: {m.pairs_per_s:.3f} pairs/s "
+                                f"({m.pairs} pairs in {m.wall_s:.1f} s, {m.errors} errors)")
+                        log.info("%s", line)
                         if progress is not None:
-                            progress(f"c={c} round {r + 1} {v}: {m.pairs_per_s:.3f} pairs/s")
+                            progress(line)
                         if bar is not None:
                             bar.update(1)
         finally:
@@ -674,6 +680,17 @@ async def arun_throughput(
         notes.append("the server's prefix cache served most prompt tokens (the same rows are "
                      "sent by every variant): prefill is cheaper than on fresh data; start the "
                      "server with --no-enable-prefix-caching for a fresh-data prefill limit")
+    for e in result["summary"]:
+        if e["variant"] == "oj-relevance" and (e.get("error_rate") or 0) > 0.5:
+            notes.append(
+                f"c={e['concurrency']}: OpenJudge's JSON RelevanceGrader failed on "
+                f"{e['error_rate']:.0%} of pairs (an error, or its silent 0 for an unparsable "
+                f"answer) with {e.get('gen_tokens_per_pair') or 0:.0f} generated tokens per pair "
+                f"(max_tokens {max_tokens or 256}): its JSON 'reason' did not finish; its pairs/s "
+                "is that of max_tokens-long answers")
+            break
+    notes.append("judgeforge's model is created with max_concurrency=None here, so the runner's "
+                 "max_concurrency is the only limit, as for the raw client and OpenJudge")
     notes.append("timings come from a shared machine; compare ratios within a round (paired), "
                  "not absolute numbers across runs")
     report: dict[str, Any] = {

@@ -39,7 +39,8 @@ def _pick(records: list[Any], labels: list[int]) -> list[Any]:
 
 
 @pytest.fixture(scope="module")
-def prometheus_file(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def prometheus_file(shared_data: Path,  # noqa: F811
+                    tmp_path_factory: pytest.TempPathFactory) -> Path:
     from judgeforge.data.convert_prometheus import convert_prometheus
     from judgeforge.data.io import write_records
     from judgeforge.data.schema import DatasetInfo
@@ -130,7 +131,8 @@ def test_cli_two_judges_expected_mode_metrics_plots_and_resume(vllm_server: Any,
     assert report["data"]["rows_graded"] == 8 and report["data"]["dimension"] == "quality"
     assert report["data"]["data_sources"] == {"prometheus/mt_bench": 5, "prometheus/vicuna": 3}
     assert report["prompt"]["prefill"] == "<score>"
-    assert report["prompt"]["rows_with_rubric"] == 8 and report["prompt"]["rows_with_reference"] == 8
+    assert report["prompt"]["rows_with_rubric"] == 8
+    assert report["prompt"]["rows_with_reference"] == 8
     assert [j["label"] for j in report["judges"]] == ["base", "again"]
     for j in report["judges"]:
         assert j["served_at"] == vllm_server.base_url
@@ -213,7 +215,7 @@ async def test_local_path_judge_constrained_sample_reuses_the_session_server(
     assert j["kind"] == "path" and j["served_at"] == vllm_server.base_url  # no second server
     assert report["prompt"]["score_regex"] == "<score>[1-5]</score>"
     rows = _read_jsonl(tmp_path / "q" / "rows.jsonl")
-    assert len(rows) == 4 and report["data"]["sample"].startswith("seeded random sample of 4")
+    assert len(rows) == 4 and report["data"]["sample"] == "seeded random sample, seed 1"
     preds = [r["judges"]["smol"]["score"] for r in rows]
     # constrained decoding always yields the format: every row parses, integer scores 1-5
     assert j["metrics"]["parse_failure_rate"] == 0.0
