@@ -163,7 +163,7 @@ class TrainConfig(_Section):
             prompt=PromptSection(use_rubric=False, use_reference=False, max_query_chars=300,
                                  max_response_chars=400),
             grpo=GRPOSection(group_size=8, train_batch_size=2, mini_batch_size=2,
-                             micro_batch_size=8, max_prompt_length=1024, max_response_length=10,
+                             micro_batch_size=4, max_prompt_length=1024, max_response_length=10,
                              learning_rate=5e-6, kl_coef=0.04, temperature=1.0, max_steps=20,
                              max_minutes=10.0, save_freq=5, test_freq=5),
             sft=SFTSection(steps=20, batch_size=8, learning_rate=5e-5, target="label"),

@@ -65,13 +65,14 @@ def _model_path(cfg: TrainConfig) -> Path:
 
 
 def _grpo_shape(cfg: TrainConfig) -> tuple[int, int]:
-    """(per-device completions per forward, gradient accumulation steps)."""
+    """(completions per forward, gradient accumulation steps). TRL generates all
+    ``train_batch_size * group_size`` completions at once (whole groups) and trains on them in
+    forward passes of ``micro_batch_size``, which bounds activation memory."""
     g = cfg.grpo
     completions = g.train_batch_size * g.group_size
-    micro = max(g.group_size, min(g.micro_batch_size, completions))
-    micro -= micro % g.group_size
+    micro = max(1, min(g.micro_batch_size, completions))
     while completions % micro:
-        micro -= g.group_size
+        micro -= 1
     return micro, completions // micro
 
 
