@@ -5,7 +5,9 @@ the CPU recipe (SFT warm-up, then GRPO) on the rest (the trainer holds out its o
 rows for best-checkpoint selection), and reports side by side on the test split: the untrained
 base model, the best constant predictor (the training median), SFT only, and SFT+GRPO (final
 and best-by-validation) -- parse rate, MAE (a parse failure counts as the worst error), exact
-accuracy, Spearman, minutes.
+accuracy, Spearman, minutes. The greedy columns decode the mode of the model's score distribution;
+the ``E[score]``/median columns read that distribution from the logits after a prefilled
+``<score>`` (expected score, and the median -- the MAE-optimal point prediction).
 
     python benchmarks/train_cpu_recipe.py --out runs/cpu-recipe            # the default recipe
     python benchmarks/train_cpu_recipe.py --quick --out runs/cpu-quick     # ~2-4 min variant
@@ -50,7 +52,8 @@ def evaluate_model(path: Path, rows: list[dict[str, Any]], dimension: str, scale
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from judgeforge.train.cpu.evaluate import evaluate_rows
+    from judgeforge.train.cpu.evaluate import (distribution_summaries, evaluate_rows,
+                                               score_distributions)
     from judgeforge.train.cpu.export import fix_special_tokens
 
     tok = AutoTokenizer.from_pretrained(str(path))
@@ -60,7 +63,12 @@ def evaluate_model(path: Path, rows: list[dict[str, Any]], dimension: str, scale
     with torch.autocast("cpu", dtype=torch.bfloat16):
         res = evaluate_rows(model, tok, rows, dimension, scale, max_new_tokens=max_new_tokens,
                             batch_size=16, progress=True)
+        probs = score_distributions(model, tok, rows, scale)
     out = dict(res["summary"])
+    dist = distribution_summaries(probs, [r["label"] for r in rows], scale)
+    out["expected_spearman"] = dist["expected"]["spearman"]
+    out["expected_mae"] = dist["expected"]["mae"]
+    out["median_mae"] = dist["median"]["mae"]
     out["eval_seconds"] = round(time.perf_counter() - t0, 1)
     out["sample_completion"] = res["completions"][0] if res["completions"] else None
     return out
@@ -86,13 +94,15 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| model | parse rate | MAE | exact | within1 | Spearman | train min |\n"
-            "|---|---|---|---|---|---|---|")
+    head = ("| model | parse rate | MAE | exact | within1 | Spearman | E[score] Spearman | "
+            "E[score] MAE | median MAE | train min |\n|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
         lines.append(f"| {r['name']} | {_fmt(r.get('parse_rate'))} | {_fmt(r.get('mae'))} | "
                      f"{_fmt(r.get('exact_acc'))} | {_fmt(r.get('within1_acc'))} | "
-                     f"{_fmt(r.get('spearman'))} | {_fmt(r.get('minutes'), 1)} |")
+                     f"{_fmt(r.get('spearman'))} | {_fmt(r.get('expected_spearman'))} | "
+                     f"{_fmt(r.get('expected_mae'))} | {_fmt(r.get('median_mae'))} | "
+                     f"{_fmt(r.get('minutes'), 1)} |")
     return "\n".join(lines)
 
 

@@ -14,7 +14,8 @@ from judgeforge.data.schema import Scale
 from judgeforge.metrics import compute_metrics
 from judgeforge.parsing import ParsedScore, parse_score
 
-__all__ = ["prompt_texts", "generate_greedy", "evaluate_rows", "summary"]
+__all__ = ["prompt_texts", "generate_greedy", "evaluate_rows", "summary", "score_distributions",
+           "distribution_summaries"]
 
 SUMMARY_KEYS = ("parse_rate", "mae", "exact_acc", "within1_acc", "spearman", "pearson", "qwk")
 
@@ -82,3 +83,60 @@ def evaluate_rows(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], di
                                        scale, bootstrap)
     return {"summary": summary(metrics), "metrics": metrics, "predictions": preds,
             "completions": completions}
+
+
+def score_distributions(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]],
+                        scale: Scale, *, batch_size: int = 16) -> list[list[float]]:
+    """P(score = v) for v on ``scale``, read from the logits after a prefilled ``<score>``.
+
+    One forward pass per row (no generation). Needs every score to be a single token (true for
+    SmolLM2 and 0-9 scales); raises ValueError otherwise.
+    """
+    torch = require("torch", "train")
+    values = list(range(scale.min, scale.max + 1))
+    ids = []
+    for v in values:
+        toks = tokenizer(str(v), add_special_tokens=False)["input_ids"]
+        if len(toks) != 1:
+            raise ValueError(f"score {v} is not a single token; use greedy evaluation")
+        ids.append(toks[0])
+    texts = [t + "<score>" for t in prompt_texts(tokenizer, rows)]
+    out: list[list[float]] = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(texts), batch_size):
+                enc = tokenizer(texts[start:start + batch_size], return_tensors="pt",
+                                padding=True, padding_side="left", add_special_tokens=False)
+                pos = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+                logits = model(**enc, position_ids=pos, logits_to_keep=1).logits[:, -1, :]
+                probs = torch.softmax(logits.float()[:, ids], dim=-1)
+                out += probs.tolist()
+    finally:
+        if was_training:
+            model.train()
+    return out
+
+
+def distribution_summaries(probs: Sequence[Sequence[float]], labels: Sequence[int],
+                           scale: Scale) -> dict[str, dict[str, Any]]:
+    """Metrics of the expected score (mean) and of the median of each score distribution.
+
+    The median minimises the expected absolute error, so it is the MAE-optimal point
+    prediction; greedy decoding takes the mode.
+    """
+    values = list(range(scale.min, scale.max + 1))
+    expected, median = [], []
+    for p in probs:
+        expected.append(sum(v * q for v, q in zip(values, p)))
+        acc = 0.0
+        for v, q in zip(values, p):
+            acc += q
+            if acc >= 0.5:
+                median.append(v)
+                break
+        else:
+            median.append(values[-1])
+    return {"expected": summary(compute_metrics(expected, list(labels), scale, bootstrap=0)),
+            "median": summary(compute_metrics(median, list(labels), scale, bootstrap=0))}
