@@ -156,15 +156,16 @@ class TrainConfig(_Section):
 
         Short prompts (no rubric/reference, long texts cut) keep a step affordable; the SFT
         warm-up teaches the score format; GRPO then runs at a low learning rate with KL to the
-        SFT model, 8 samples per prompt, and the best checkpoint by validation MAE is kept.
+        SFT model (lr 5e-6 drifted: KL 0.12 and worse validation MAE within 7 steps), 4 prompts x
+        4 samples per step, and the best checkpoint by validation MAE is kept.
         """
         base = cls(
             backend="cpu",
             prompt=PromptSection(use_rubric=False, use_reference=False, max_query_chars=300,
                                  max_response_chars=400),
-            grpo=GRPOSection(group_size=8, train_batch_size=2, mini_batch_size=2,
+            grpo=GRPOSection(group_size=4, train_batch_size=4, mini_batch_size=4,
                              micro_batch_size=4, max_prompt_length=1024, max_response_length=10,
-                             learning_rate=5e-6, kl_coef=0.04, temperature=1.0, max_steps=20,
+                             learning_rate=1e-6, kl_coef=0.04, temperature=1.0, max_steps=20,
                              max_minutes=10.0, save_freq=5, test_freq=5),
             sft=SFTSection(steps=20, batch_size=8, learning_rate=5e-5, target="label"),
             cpu=CPUSection(eval_rows=30),
