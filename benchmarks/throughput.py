@@ -577,7 +577,9 @@ async def arun_throughput(
     """Run the throughput benchmark (see the module docstring); returns the report dict.
 
     ``limit`` rows (a seeded random sample; None for all) are graded by every variant in each of
-    ``rounds`` rounds per concurrency, after ``warmup`` rows of every variant (not measured).
+    ``rounds`` rounds per concurrency. Before measuring (when ``warmup`` > 0): every row once
+    as a ``max_tokens=1`` probe (so a server's prefix cache, if on, holds judgeforge's prompts
+    for all variants alike), then ``warmup`` rows of every variant.
     With ``out_dir`` the report is written to ``throughput.json`` and ``throughput.md``.
     """
     from judgeforge.data.io import load_records
@@ -626,7 +628,7 @@ async def arun_throughput(
             from loguru import logger as oj_logger
 
             oj_logger.disable("openjudge")  # it logs every failed row at ERROR
-        steps = len(concs) * rounds * len(chosen) + (len(chosen) if warmup else 0)
+        steps = len(concs) * rounds * len(chosen) + (len(chosen) + 1 if warmup else 0)
         bar = None
         if show_progress:
             from tqdm.auto import tqdm
@@ -634,6 +636,11 @@ async def arun_throughput(
             bar = tqdm(total=steps, desc="bench throughput", unit="run", dynamic_ncols=True)
         try:
             if warmup:
+                if bar is not None:
+                    bar.set_postfix_str("warm-up: every row once, max_tokens=1")
+                await bench.run("prefill", max(concs))
+                if bar is not None:
+                    bar.update(1)
                 for v in chosen:
                     if bar is not None:
                         bar.set_postfix_str(f"warm-up {v}")
