@@ -203,7 +203,7 @@ class Demo:
                                "--grader", dim, "--scale", f"{dim}={scale}", "--mode", "sample"),
                 stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
             self.api_url = f"http://127.0.0.1:{port}"
-            _wait_http(f"{self.api_url}/healthz", 120, self.api_proc)
+            _wait_http(f"{self.api_url}/healthz", 600, self.api_proc)
             print(f"scoring API: {self.api_url} (pid {self.api_proc.pid})", flush=True)
         return self.api_url
 
