@@ -63,6 +63,7 @@ def test_readme_runner_snippet(vllm_server, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)
 def test_readme_data_and_training_snippets(tmp_path: Path) -> None:
     out = _run(_snippets()["data"], tmp_path)
     assert "quality" in out and (tmp_path / "data" / "train.parquet").is_file()
