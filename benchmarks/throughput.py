@@ -8,9 +8,9 @@ Variants (``VARIANTS``):
 
 - ``raw``: the plain ``openai.AsyncOpenAI`` client, sending exactly the requests judgeforge's
   sample-mode grader sends (recorded from the grader through a recording
-  :class:`~judgeforge.models.base.ChatModel`, then turned into the OpenAI request the same way
-  :class:`~judgeforge.models.openai_chat.OpenAIChatModel` does), under a semaphore. The baseline
-  and practical limit.
+  :class:`~judgeforge.models.base.ChatModel`, then turned into the OpenAI request by
+  :meth:`~judgeforge.models.openai_chat.OpenAIChatModel.request_params`), under a semaphore. The
+  baseline and practical limit.
 - ``prefill``: the same messages with ``max_tokens=1`` (no regex, no stop): the server's
   prefill-bound limit, ``limit pairs/s = prompt tokens/s / prompt tokens per pair``.
 - ``jf-sample``, ``jf-expected``, ``jf-vote``: judgeforge's
@@ -53,9 +53,9 @@ from judgeforge.benchmarks.judges import (
 )
 from judgeforge.benchmarks.quality import percentile, select_rows
 from judgeforge.errors import ConfigError, DataError
-from judgeforge.models.base import ChatChoice, ChatModel, ChatResponse, Message
+from judgeforge.models.base import ChatChoice, ChatModel, ChatOptions, ChatResponse, Message
 
-__all__ = ["VARIANTS", "RecordingModel", "openai_params", "parse_concurrency",
+__all__ = ["VARIANTS", "RecordingModel", "parse_concurrency",
            "scrape_metrics", "summarize", "evaluate_goals", "run_throughput", "arun_throughput",
            "Measurement"]
 
@@ -82,47 +82,14 @@ class RecordingModel(ChatModel):
 
     def __init__(self, name: str = "recorder") -> None:
         self.name = name
-        self.calls: list[tuple[list[Message], dict[str, Any]]] = []
+        self.calls: list[tuple[list[Message], ChatOptions]] = []
 
-    async def achat(self, messages: Sequence[Message],  # type: ignore[override]
-                    **kwargs: Any) -> ChatResponse:
-        self.calls.append(([dict(m) for m in messages], dict(kwargs)))
+    async def _generate(self, messages: Sequence[Message], options: ChatOptions) -> ChatResponse:
+        self.calls.append(([dict(m) for m in messages], options))
         return ChatResponse(choices=[ChatChoice(text="")])
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "RecordingModel":
         return self  # copies record into the same list
-
-
-def openai_params(model_name: str, messages: Sequence[Message], options: Mapping[str, Any],
-                  extra_body: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The ``chat.completions.create`` keywords for one recorded ``achat`` call.
-
-    Mirrors :meth:`judgeforge.models.openai_chat.OpenAIChatModel.achat`: ``prefill`` becomes a
-    final assistant message with ``continue_final_message``, ``regex`` becomes vLLM's
-    ``structured_outputs``; ``timeout`` is the client's business and is dropped.
-    """
-    msgs = [dict(m) for m in messages]
-    extra: dict[str, Any] = dict(extra_body or {})
-    prefill = options.get("prefill")
-    if prefill is not None:
-        msgs.append({"role": "assistant", "content": prefill})
-        extra.update({"continue_final_message": True, "add_generation_prompt": False})
-    if options.get("regex") is not None:
-        extra["structured_outputs"] = {"regex": options["regex"]}
-    params: dict[str, Any] = {"model": model_name, "messages": msgs}
-    n = options.get("n", 1)
-    if n not in (None, 1):
-        params["n"] = n
-    for key in ("temperature", "max_tokens", "seed", "stop"):
-        if options.get(key) is not None:
-            params[key] = options[key]
-    if options.get("logprobs") or options.get("top_logprobs") is not None:
-        params["logprobs"] = True
-        if options.get("top_logprobs") is not None:
-            params["top_logprobs"] = options["top_logprobs"]
-    if extra:
-        params["extra_body"] = extra
-    return params
 
 
 def prefill_probe_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -319,8 +286,7 @@ class _Bench:
         if len(recorder.calls) != len(self.rows):
             raise ConfigError(f"the sample grader made {len(recorder.calls)} calls for "
                               f"{len(self.rows)} rows; expected one each")
-        extra = getattr(self.model, "extra_body", None)
-        self.requests = [openai_params(self.served, msgs, opts, extra)
+        self.requests = [self.model.request_params(msgs, opts, model=self.served)
                          for msgs, opts in recorder.calls]
         self.probes = [prefill_probe_params(p) for p in self.requests]
         for mode in ("sample", "expected", "vote"):

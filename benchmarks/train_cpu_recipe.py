@@ -121,6 +121,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="copy this finished sft/ folder into the output first (compare GRPO "
                         "variants from one warm-up)")
     p.add_argument("--skip-base", action="store_true", help="do not evaluate the base model")
+    p.add_argument("--skip-sft-eval", action="store_true",
+                   help="do not evaluate the SFT-only model (known already, e.g. with --reuse-sft)")
     p.add_argument("--fresh", action="store_true", help="delete the output folder first")
     return p.parse_args(argv)
 
@@ -168,8 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      **evaluate_model(base_path, test_rows, dim, scale, mnt)})
     rows.append({"name": f"constant {median} (train median)", "minutes": 0.0,
                  **constant_summary(median, labels, scale)})
-    rows.append({"name": f"SFT only ({cfg.sft.steps} steps)", "minutes": sft_min,
-                 **evaluate_model(args.out / "sft", test_rows, dim, scale, mnt)})
+    if not args.skip_sft_eval:
+        rows.append({"name": f"SFT only ({cfg.sft.steps} steps)", "minutes": sft_min,
+                     **evaluate_model(args.out / "sft", test_rows, dim, scale, mnt)})
     final_step = result.metrics.get("final", {}).get("step")
     rows.append({"name": f"SFT+GRPO final (step {final_step})", "minutes": sft_min + grpo_min,
                  **evaluate_model(args.out / "final", test_rows, dim, scale, mnt)})

@@ -47,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "compute_metrics": "judgeforge.metrics",
     # models
     "ChatModel": "judgeforge.models.base",
+    "ChatOptions": "judgeforge.models.base",
     "ChatResponse": "judgeforge.models.base",
     "OpenAIChatModel": "judgeforge.models.openai_chat",
     "VLLMServer": "judgeforge.models.vllm_server",

@@ -17,8 +17,7 @@ from typing import Any, Mapping, Sequence
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
 
 __all__ = ["PromptTemplate", "build_messages", "build_record_messages", "query_of",
-           "neutralize_tags", "DIMENSION_DESCRIPTIONS",
-           "CONTROL_TAGS"]
+           "neutralize_tags", "truncate_text", "DIMENSION_DESCRIPTIONS", "CONTROL_TAGS"]
 
 # What each well-known dimension asks, low end and high end.
 DIMENSION_DESCRIPTIONS: dict[str, tuple[str, str, str]] = {
@@ -35,6 +34,22 @@ DIMENSION_DESCRIPTIONS: dict[str, tuple[str, str, str]] = {
 
 CONTROL_TAGS = ("score", "response", "query", "conversation", "reference", "rubric", "think",
                 "reason")
+
+
+def truncate_text(text: str, limit: int | None) -> str:
+    """``text`` cut to about ``limit`` characters when longer.
+
+    The first two thirds and the last third are kept around a marker that says how much was left
+    out (``[... 1234 characters omitted ...]``): a response's length is a signal a judge should
+    still see, and a final request or conclusion usually matters.
+    """
+    if limit is None or len(text) <= limit:
+        return text
+    head = (2 * limit) // 3
+    tail = limit - head
+    omitted = len(text) - head - tail
+    return (text[:head].rstrip() + f" [... {omitted} characters omitted ...] "
+            + text[len(text) - tail:].lstrip())
 
 
 def neutralize_tags(text: str, tags: Sequence[str] = CONTROL_TAGS) -> str:
@@ -64,6 +79,9 @@ class PromptTemplate:
 
     ``dimensions`` maps a dimension name to its scale. With one dimension the model answers
     ``<score>X</score>``; with several, one tag per dimension (``<helpfulness>X</helpfulness>``).
+    ``max_query_chars``/``max_response_chars`` cut long texts with :func:`truncate_text` (each
+    conversation turn separately): a judge trained on cut prompts must be graded with the same
+    limits, so they belong to the template that both training and grading use.
     """
 
     dimensions: Mapping[str, Scale] = field(default_factory=lambda: {"helpfulness": DEFAULT_SCALE})
@@ -71,10 +89,16 @@ class PromptTemplate:
     thinking: bool = False
     system_prompt: str | None = None
     descriptions: Mapping[str, str] = field(default_factory=dict)
+    max_query_chars: int | None = None
+    max_response_chars: int | None = None
 
     def __post_init__(self) -> None:
         if not self.dimensions:
             raise ValueError("a prompt needs at least one dimension")
+        for name in ("max_query_chars", "max_response_chars"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be a positive number of characters, got {value}")
 
     @property
     def multi(self) -> bool:
@@ -104,7 +128,10 @@ class PromptTemplate:
     def render(self, query: str | Sequence[Mapping[str, Any]], response: str, *,
                rubric: str | None = None, reference: str | None = None) -> str:
         """The user-turn text of the evaluation prompt."""
-        n = neutralize_tags
+        def n(text: str, limit: int | None = None) -> str:
+            return neutralize_tags(truncate_text(text, limit))
+
+        qmax = self.max_query_chars
         dims = list(self.dimensions)
         if self.multi:
             head = "Evaluate the response below on these dimensions:"
@@ -114,11 +141,12 @@ class PromptTemplate:
         lines = [head]
         lines += [self._describe(d, self.dimensions[d]) for d in dims]
         if isinstance(query, str):
-            lines += ["", "<query>", n(query), "</query>"]
+            lines += ["", "<query>", n(query, qmax), "</query>"]
         else:
-            convo = "\n\n".join(f"{m['role'].capitalize()}: {n(str(m['content']))}" for m in query)
+            convo = "\n\n".join(f"{m['role'].capitalize()}: {n(str(m['content']), qmax)}"
+                                for m in query)
             lines += ["", "<conversation>", convo, "</conversation>"]
-        lines += ["", "<response>", n(response), "</response>"]
+        lines += ["", "<response>", n(response, self.max_response_chars), "</response>"]
         rub = rubric if rubric is not None else self.rubric
         if rub:
             lines += ["", "<rubric>", n(rub), "</rubric>"]

@@ -20,7 +20,6 @@ from judgeforge.benchmarks.throughput import (
     Measurement,
     RecordingModel,
     evaluate_goals,
-    openai_params,
     parse_concurrency,
     parse_metrics_text,
     prefill_probe_params,
@@ -29,6 +28,8 @@ from judgeforge.benchmarks.throughput import (
 from judgeforge.data.schema import PointwiseRecord, Scale
 from judgeforge.errors import ConfigError
 from judgeforge.metrics import compute_metrics
+from judgeforge.models.base import ChatOptions
+from judgeforge.models.openai_chat import OpenAIChatModel
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -105,7 +106,7 @@ async def test_recording_model_takes_the_graders_request():
     assert result.error  # the recorder answers "" -> a parse failure, never a score
     (messages, options), = rec.calls
     assert messages == template.build("q?", "a.", rubric="be kind")
-    params = openai_params("m", messages, options)
+    params = OpenAIChatModel("m", "http://127.0.0.1:9/v1").request_params(messages, options)
     assert params["model"] == "m" and params["messages"] == messages
     assert params["extra_body"] == {"structured_outputs": {"regex": "<score>[1-5]</score>"}}
     assert params["temperature"] == 0.0 and params["max_tokens"] == 256
@@ -114,15 +115,17 @@ async def test_recording_model_takes_the_graders_request():
     assert probe == {"model": "m", "messages": messages, "max_tokens": 1, "temperature": 0.0}
 
 
-def test_openai_params_prefill_logprobs_vote():
+def test_request_params_prefill_logprobs_vote():
     msgs = [{"role": "user", "content": "x"}]
-    p = openai_params("m", msgs, {"prefill": "<score>", "max_tokens": 1, "logprobs": True,
-                                  "top_logprobs": 20, "temperature": 0.0, "timeout": 5})
+    model = OpenAIChatModel("m", "http://127.0.0.1:9/v1")
+    p = model.request_params(msgs, ChatOptions(prefill="<score>", max_tokens=1, logprobs=True,
+                                               top_logprobs=20, temperature=0.0, timeout=5))
     assert p["messages"][-1] == {"role": "assistant", "content": "<score>"}
     assert p["extra_body"] == {"continue_final_message": True, "add_generation_prompt": False}
     assert p["logprobs"] is True and p["top_logprobs"] == 20 and "timeout" not in p
     assert msgs == [{"role": "user", "content": "x"}]  # not mutated
-    p = openai_params("m", msgs, {"n": 5, "stop": ["</score>"], "seed": 1}, {"top_k": 20})
+    model = OpenAIChatModel("m", "http://127.0.0.1:9/v1", extra_body={"top_k": 20})
+    p = model.request_params(msgs, ChatOptions(n=5, stop=["</score>"], seed=1))
     assert p["n"] == 5 and p["stop"] == ["</score>"] and p["extra_body"] == {"top_k": 20}
 
 

@@ -31,7 +31,7 @@ from judgeforge.errors import (
     ModelStatusError,
     ModelTimeoutError,
 )
-from judgeforge.models.base import ChatModel
+from judgeforge.models.base import ChatModel, ChatOptions
 from judgeforge.models.openai_chat import OpenAIChatModel
 from judgeforge.models.retry import RetryPolicy, classify, retry_after_seconds
 
@@ -266,6 +266,20 @@ async def test_stub_plain_call_sends_no_unasked_options(stub: Stub) -> None:
         "authorization") == "Bearer EMPTY"
 
 
+async def test_stub_request_params_are_what_achat_sends(stub: Stub) -> None:
+    model = _model(stub, server_kind="vllm", extra_body={"top_k": 5})
+    opts = ChatOptions(temperature=0.0, max_tokens=4, n=3, stop=["</score>"], top_logprobs=1,
+                       prefill="<score>", regex="[0-4]</score>", timeout=30.0)
+    for _ in range(2):
+        stub.push({"status": 200, "body": _completion(n=3)})
+    await model.achat(MSGS, **opts.as_dict())
+    await model.achat(MSGS)
+    for body, options in zip(stub.requests, (opts, ChatOptions())):
+        params = model.request_params(MSGS, options)
+        params.update(params.pop("extra_body", {}))  # the client sends extra_body's fields inline
+        assert body == params
+
+
 async def test_stub_openai_kind_rejects_prefill_and_regex_without_sending(stub: Stub) -> None:
     model = _model(stub, server_kind="openai")
     assert "prefill" not in model.capabilities and "regex" not in model.capabilities
@@ -311,8 +325,11 @@ def test_is_local_needs_an_hf_folder(tmp_path: Any) -> None:
 
 async def test_stub_model_none_uses_the_servers_first_model(stub: Stub) -> None:
     model = OpenAIChatModel(base_url=stub.url)
+    with pytest.raises(ConfigError, match="not known yet"):
+        model.request_params(MSGS)  # the name comes from the server, not asked yet
     await model.achat(MSGS)
     assert stub.requests[0]["model"] == "stub-model"
+    assert model.request_params(MSGS) == {"model": "stub-model", "messages": MSGS}
 
 
 # -- concurrency, copies, loops ---------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from judgeforge.data.schema import PointwiseRecord, Scale
 from judgeforge.parsing import parse_score
 from judgeforge.prompt import PromptTemplate, build_messages, build_record_messages, neutralize_tags
@@ -56,3 +58,28 @@ def test_multi_turn_record_becomes_a_conversation() -> None:
     body = build_record_messages(PromptTemplate(), rec)[-1]["content"]
     assert "<conversation>" in body and "User: Capital of France?" in body
     assert "<rubric>\nR\n</rubric>" in body and "Paris." in body
+
+
+def test_truncate_text_keeps_head_and_tail_and_says_how_much_was_cut() -> None:
+    from judgeforge.prompt import truncate_text
+
+    text = "A" * 50 + "B" * 50
+    cut = truncate_text(text, 30)
+    assert cut == "A" * 20 + " [... 70 characters omitted ...] " + "B" * 10
+    assert truncate_text("short", 30) == "short" and truncate_text(text, None) == text
+    assert truncate_text(text, 100) == text
+
+
+def test_template_limits_cut_query_turns_and_response_not_rubric() -> None:
+    template = PromptTemplate(max_query_chars=12, max_response_chars=9)
+    convo = [{"role": "user", "content": "Q" * 40}, {"role": "assistant", "content": "ok"},
+             {"role": "user", "content": "q" * 40}]
+    body = template.build(convo, "R" * 30 + "<score>5</score>", rubric="U" * 50)[-1]["content"]
+    assert "Q" * 8 + " [... 28 characters omitted ...] " + "Q" * 4 in body
+    assert "q" * 8 + " [... 28 characters omitted ...] " + "q" * 4 in body
+    assert "Assistant: ok" in body and "U" * 50 in body
+    # the response is cut before its tags are neutralised: only its head and tail survive
+    inner = body.split("<response>\n", 1)[1].split("\n</response>", 1)[0]
+    assert inner.startswith("R" * 6 + " [... 37 characters omitted ...] ") and "<score>" not in inner
+    with pytest.raises(ValueError, match="max_response_chars"):
+        PromptTemplate(max_response_chars=0)

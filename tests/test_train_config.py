@@ -78,15 +78,6 @@ def test_import_train_stays_light() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_truncate_keeps_head_and_tail() -> None:
-    from judgeforge.train.cpu.data import TRUNCATION_MARK, truncate
-
-    text = "A" * 50 + "B" * 50
-    cut = truncate(text, 30)
-    assert cut.startswith("A" * 20) and cut.endswith("B" * 10) and TRUNCATION_MARK in cut
-    assert truncate("short", 30) == "short" and truncate(text, None) == text
-
-
 def test_make_rows_builds_prompt_label_and_reward_spec() -> None:
     from judgeforge.train.cpu.data import make_rows
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from judgeforge.prompt import truncate_text
 from judgeforge.benchmarks.demo.steps_runner import Step, StepFailed, judgeforge_cli, run_logged
 
 __all__ = ["DemoOptions", "Demo", "default_data_files"]
@@ -223,17 +224,13 @@ class Demo:
 def _trim(record: Any) -> Any:
     data = record.to_dict()
     for m in data["input"]:
-        m["content"] = _cut(m["content"], MAX_QUERY_CHARS)
-    data["output"]["content"] = _cut(data["output"]["content"], MAX_RESPONSE_CHARS)
+        m["content"] = truncate_text(m["content"], MAX_QUERY_CHARS)
+    data["output"]["content"] = truncate_text(data["output"]["content"], MAX_RESPONSE_CHARS)
     extra = dict(data.get("extra_info") or {})
     extra.pop("reference", None)
     extra.pop("rubric", None)
     data["extra_info"] = extra
     return type(record).model_validate(data)
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit].rstrip() + " [...]"
 
 
 def _counts(values: Any) -> dict[int, int]:

@@ -17,16 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from judgeforge.data.io import LoadResult, finish_conversion, iter_raw_rows
+from judgeforge.data.io import (
+    LoadResult,
+    RowProblem,
+    convert_rows,
+    finish_conversion,
+    iter_raw_rows,
+)
 from judgeforge.data.keys import content_hash, unique_ids
-from judgeforge.data.schema import DEFAULT_SCALE, DatasetInfo, PointwiseRecord
+from judgeforge.data.schema import DEFAULT_SCALE, DatasetInfo
 from judgeforge.data.validate import (
     RawRow,
     RowError,
     ScaleSpec,
     coerce_score,
     resolve_scales,
-    validate_one,
 )
 from judgeforge.errors import ConfigError
 
@@ -34,12 +39,6 @@ __all__ = ["ROLES", "ColumnMapping", "convert_generic"]
 
 #: Roles a column can be mapped to with ``--map ROLE=COLUMN``.
 ROLES = ("query", "response", "system", "id", "data_source", "rubric", "reference")
-
-
-class _RowProblem(ValueError):
-    def __init__(self, field: str | None, message: str) -> None:
-        self.field = field
-        super().__init__(message)
 
 
 @dataclass
@@ -95,11 +94,11 @@ class ColumnMapping:
 
 def _text(row: Mapping[str, Any], column: str, role: str) -> str:
     if column not in row:
-        raise _RowProblem(column, f"column missing (mapped to {role})")
+        raise RowProblem(column, f"column missing (mapped to {role})")
     value = row[column]
     if isinstance(value, str):
         return value
-    raise _RowProblem(column, f"expected text for {role}, got {type(value).__name__}")
+    raise RowProblem(column, f"expected text for {role}, got {type(value).__name__}")
 
 
 def _messages(row: Mapping[str, Any], mapping: ColumnMapping) -> list[Any]:
@@ -111,8 +110,8 @@ def _messages(row: Mapping[str, Any], mapping: ColumnMapping) -> list[Any]:
     if mapping.system:
         system = row.get(mapping.system)
         if system is not None and not isinstance(system, str):
-            raise _RowProblem(mapping.system, f"expected text for system, got "
-                                              f"{type(system).__name__}")
+            raise RowProblem(mapping.system, f"expected text for system, got "
+                                             f"{type(system).__name__}")
         if system:
             messages.insert(0, {"role": "system", "content": system})
     return messages
@@ -121,23 +120,23 @@ def _messages(row: Mapping[str, Any], mapping: ColumnMapping) -> list[Any]:
 def _convert_row(raw: RawRow, mapping: ColumnMapping, info: DatasetInfo,
                  default_source: str) -> dict[str, Any]:
     if raw.error is not None:
-        raise _RowProblem(None, raw.error)
+        raise RowProblem(None, raw.error)
     row = raw.data
     if not isinstance(row, Mapping):
-        raise _RowProblem(None, f"expected an object, got {type(row).__name__}")
+        raise RowProblem(None, f"expected an object, got {type(row).__name__}")
     messages = _messages(row, mapping)
     response = _text(row, mapping.response, "response")
     label = {}
     for dim, column in mapping.labels.items():
         if column not in row:
-            raise _RowProblem(column, f"column missing (mapped to label {dim})")
+            raise RowProblem(column, f"column missing (mapped to label {dim})")
         try:
             score = coerce_score(row[column])
         except ValueError as exc:
-            raise _RowProblem(column, f"{exc} (label {dim})") from None
+            raise RowProblem(column, f"{exc} (label {dim})") from None
         if score not in info.scale(dim):
-            raise _RowProblem(column, f"{score} is outside the scale {info.scale(dim)} "
-                                      f"(label {dim})")
+            raise RowProblem(column, f"{score} is outside the scale {info.scale(dim)} "
+                                     f"(label {dim})")
         label[dim] = score
     source = default_source
     if mapping.data_source:
@@ -220,19 +219,5 @@ def convert_generic(
                   for c in missing]
         return finish_conversion([], errors, info, total=len(raws), skip_invalid=False,
                                  source=where)
-    kept: list[tuple[RawRow, dict[str, Any]]] = []
-    errors = []
-    for raw in raws:
-        try:
-            kept.append((raw, _convert_row(raw, mapping, info, data_source or stem)))
-        except _RowProblem as exc:
-            errors.append(RowError(raw.index, raw.line, exc.field, str(exc)))
-    records: list[PointwiseRecord] = []
-    for raw, data in _assign_ids(kept, errors):
-        result = validate_one(RawRow(raw.index, raw.line, data), info)
-        if isinstance(result, PointwiseRecord):
-            records.append(result)
-        else:
-            errors.extend(result)
-    return finish_conversion(records, errors, info, total=len(raws), skip_invalid=skip_invalid,
-                             source=where)
+    return convert_rows(raws, lambda raw: _convert_row(raw, mapping, info, data_source or stem),
+                        info, assign_ids=_assign_ids, skip_invalid=skip_invalid, source=where)

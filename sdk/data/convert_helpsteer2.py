@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from judgeforge._extras import require
-from judgeforge.data.io import LoadResult, finish_conversion, iter_raw_rows
-from judgeforge.data.keys import content_hash, unique_ids
-from judgeforge.data.schema import DatasetInfo, PointwiseRecord, Scale
-from judgeforge.data.validate import RawRow, RowError, coerce_score, validate_one
+from judgeforge.data.io import LoadResult, RowProblem, convert_rows, iter_raw_rows
+from judgeforge.data.keys import content_hash
+from judgeforge.data.schema import DatasetInfo, Scale
+from judgeforge.data.validate import RawRow, coerce_score
 from judgeforge.errors import ConfigError, DataError
 
 __all__ = [
@@ -51,14 +51,6 @@ _TURN = re.compile(r"\n?<extra_id_1>(User|Assistant)\n")
 _SYSTEM = "<extra_id_0>System"
 _ATTRS = "<extra_id_2>"
 _FILE_SUFFIXES = {".jsonl", ".ndjson", ".json", ".parquet", ".pq"}
-
-
-class _RowProblem(ValueError):
-    """A row-level conversion problem: ``field`` and message."""
-
-    def __init__(self, field: str | None, message: str) -> None:
-        self.field = field
-        super().__init__(message)
 
 
 def helpsteer2_info(dimensions: Sequence[str] = HELPSTEER2_DIMENSIONS) -> DatasetInfo:
@@ -125,23 +117,23 @@ def _score(field: str, value: Any) -> int:
     try:
         score = coerce_score(value)
     except ValueError as exc:
-        raise _RowProblem(field, str(exc)) from None
+        raise RowProblem(field, str(exc)) from None
     if score not in _SCALE:
-        raise _RowProblem(field, f"{score} is outside the scale {_SCALE}")
+        raise RowProblem(field, f"{score} is outside the scale {_SCALE}")
     return score
 
 
 def _from_transcript(row: Mapping[str, Any], dims: Sequence[str]) -> tuple[list, str, dict]:
     text, labels = row.get("text"), row.get("label")
     if not isinstance(text, str):
-        raise _RowProblem("text", f"expected a string, got {type(text).__name__}")
+        raise RowProblem("text", f"expected a string, got {type(text).__name__}")
     if not isinstance(labels, (list, tuple)) or len(labels) not in (5, 9):
-        raise _RowProblem("label", "expected a list of 9 values (4 placeholders + 5 scores) "
-                                   "or of 5 scores")
+        raise RowProblem("label", "expected a list of 9 values (4 placeholders + 5 scores) "
+                                  "or of 5 scores")
     try:
         messages, response = parse_steerlm_transcript(text)
     except ValueError as exc:
-        raise _RowProblem("text", str(exc)) from None
+        raise RowProblem("text", str(exc)) from None
     offset = len(labels) - len(HELPSTEER2_DIMENSIONS)
     label = {}
     for pos, dim in enumerate(HELPSTEER2_DIMENSIONS, start=offset):
@@ -154,29 +146,29 @@ def _from_columns(row: Mapping[str, Any], dims: Sequence[str]) -> tuple[list, st
     prompt, response = row.get("prompt"), row.get("response")
     for name, value in (("prompt", prompt), ("response", response)):
         if not isinstance(value, str):
-            raise _RowProblem(name, f"expected a string, got {type(value).__name__}")
+            raise RowProblem(name, f"expected a string, got {type(value).__name__}")
     label = {}
     for dim in dims:
         if dim not in row:
-            raise _RowProblem(dim, "column missing")
+            raise RowProblem(dim, "column missing")
         label[dim] = _score(dim, row[dim])
     return split_prompt_turns(prompt), response, label
 
 
 def _convert_row(raw: RawRow, dims: Sequence[str], data_source: str) -> dict[str, Any]:
     if raw.error is not None:
-        raise _RowProblem(None, raw.error)
+        raise RowProblem(None, raw.error)
     row = raw.data
     if not isinstance(row, Mapping):
-        raise _RowProblem(None, f"expected an object, got {type(row).__name__}")
+        raise RowProblem(None, f"expected an object, got {type(row).__name__}")
     if "prompt" in row or "response" in row:
         messages, response, label = _from_columns(row, dims)
     elif "text" in row:
         messages, response, label = _from_transcript(row, dims)
     else:
         keys = ", ".join(map(str, list(row)[:8]))
-        raise _RowProblem(None, f"neither prompt/response columns nor a text transcript "
-                                f"(fields: {keys})")
+        raise RowProblem(None, f"neither prompt/response columns nor a text transcript "
+                               f"(fields: {keys})")
     rid = f"helpsteer2-{content_hash(messages, response, length=16)}"
     return {"input": messages, "output": {"content": response, "label": label},
             "data_source": data_source, "id": rid}
@@ -225,23 +217,5 @@ def convert_helpsteer2(
                           f"choose from {', '.join(HELPSTEER2_DIMENSIONS)}")
     info = helpsteer2_info(dimensions)
     rows, where = _raw_rows(source, split)
-    kept: list[tuple[RawRow, dict[str, Any]]] = []
-    errors: list[RowError] = []
-    total = 0
-    for raw in rows:
-        total += 1
-        try:
-            kept.append((raw, _convert_row(raw, dimensions, data_source)))
-        except _RowProblem as exc:
-            errors.append(RowError(raw.index, raw.line, exc.field, str(exc)))
-    ids = unique_ids([d["id"] for _, d in kept])
-    records: list[PointwiseRecord] = []
-    for (raw, data), rid in zip(kept, ids):
-        data["id"] = rid
-        result = validate_one(RawRow(raw.index, raw.line, data), info)
-        if isinstance(result, PointwiseRecord):
-            records.append(result)
-        else:
-            errors.extend(result)
-    return finish_conversion(records, errors, info, total=total, skip_invalid=skip_invalid,
-                             source=where)
+    return convert_rows(rows, lambda raw: _convert_row(raw, dimensions, data_source), info,
+                        skip_invalid=skip_invalid, source=where)

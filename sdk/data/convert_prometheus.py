@@ -29,10 +29,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from judgeforge.data.io import LoadResult, finish_conversion, iter_raw_rows
-from judgeforge.data.keys import unique_ids
-from judgeforge.data.schema import DatasetInfo, PointwiseRecord, Scale
-from judgeforge.data.validate import RawRow, RowError, coerce_score, validate_one
+from judgeforge.data.io import LoadResult, RowProblem, convert_rows, iter_raw_rows
+from judgeforge.data.schema import DatasetInfo, Scale
+from judgeforge.data.validate import RawRow, coerce_score
 
 __all__ = [
     "PROMETHEUS_SCALE",
@@ -51,12 +50,6 @@ _SECTIONS = (
     ("rubric", re.compile(r"###Score Rubrics?:")),
 )
 _END = re.compile(r"\n###Feedback:\s*$")
-
-
-class _RowProblem(ValueError):
-    def __init__(self, field: str | None, message: str) -> None:
-        self.field = field
-        super().__init__(message)
 
 
 def round_half_up(value: Fraction | float | int) -> int:
@@ -114,35 +107,35 @@ def _scores(value: Any) -> list[int]:
         try:
             value = json.loads(value)
         except ValueError:
-            raise _RowProblem("gpt4_score", f"{value[:40]!r} is not a JSON list") from None
+            raise RowProblem("gpt4_score", f"{value[:40]!r} is not a JSON list") from None
     if not isinstance(value, (list, tuple)) or not value:
-        raise _RowProblem("gpt4_score", "expected a non-empty list of scores")
+        raise RowProblem("gpt4_score", "expected a non-empty list of scores")
     scores = []
     for i, v in enumerate(value):
         try:
             score = coerce_score(v)
         except ValueError as exc:
-            raise _RowProblem(f"gpt4_score[{i}]", str(exc)) from None
+            raise RowProblem(f"gpt4_score[{i}]", str(exc)) from None
         if score not in PROMETHEUS_SCALE:
-            raise _RowProblem(f"gpt4_score[{i}]",
-                              f"{score} is outside the scale {PROMETHEUS_SCALE}")
+            raise RowProblem(f"gpt4_score[{i}]",
+                             f"{score} is outside the scale {PROMETHEUS_SCALE}")
         scores.append(score)
     return scores
 
 
 def _convert_row(raw: RawRow, dimension: str, data_source: str) -> dict[str, Any]:
     if raw.error is not None:
-        raise _RowProblem(None, raw.error)
+        raise RowProblem(None, raw.error)
     row = raw.data
     if not isinstance(row, Mapping):
-        raise _RowProblem(None, f"expected an object, got {type(row).__name__}")
+        raise RowProblem(None, f"expected an object, got {type(row).__name__}")
     text = row.get("instruction")
     if not isinstance(text, str):
-        raise _RowProblem("instruction", f"expected the prompt text, got {type(text).__name__}")
+        raise RowProblem("instruction", f"expected the prompt text, got {type(text).__name__}")
     try:
         parts = parse_prometheus_prompt(text)
     except ValueError as exc:
-        raise _RowProblem("instruction", str(exc)) from None
+        raise RowProblem("instruction", str(exc)) from None
     scores = _scores(row.get("gpt4_score"))
     label = round_half_up(Fraction(sum(scores), len(scores)))
     idx = row.get("idx", raw.index)
@@ -186,22 +179,5 @@ def convert_prometheus(
         where = "rows"
         data_source = data_source or "prometheus"
     info = prometheus_info(data_source.replace("/", "_"), dimension)
-    kept: list[tuple[RawRow, dict[str, Any]]] = []
-    errors: list[RowError] = []
-    total = 0
-    for raw in rows:
-        total += 1
-        try:
-            kept.append((raw, _convert_row(raw, dimension, data_source)))
-        except _RowProblem as exc:
-            errors.append(RowError(raw.index, raw.line, exc.field, str(exc)))
-    records: list[PointwiseRecord] = []
-    for (raw, data), rid in zip(kept, unique_ids([d["id"] for _, d in kept])):
-        data["id"] = rid
-        result = validate_one(RawRow(raw.index, raw.line, data), info)
-        if isinstance(result, PointwiseRecord):
-            records.append(result)
-        else:
-            errors.extend(result)
-    return finish_conversion(records, errors, info, total=total, skip_invalid=skip_invalid,
-                             source=where)
+    return convert_rows(rows, lambda raw: _convert_row(raw, dimension, data_source), info,
+                        skip_invalid=skip_invalid, source=where)

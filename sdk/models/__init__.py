@@ -9,7 +9,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from judgeforge.models.base import ChatChoice, ChatModel, ChatResponse, TokenLogprob, Usage
+from judgeforge.models.base import (
+    ChatChoice,
+    ChatModel,
+    ChatOptions,
+    ChatResponse,
+    TokenLogprob,
+    Usage,
+)
 
 _LAZY: dict[str, str] = {
     "OpenAIChatModel": "judgeforge.models.openai_chat",
@@ -24,7 +31,8 @@ _LAZY: dict[str, str] = {
     "ScriptedChatModel": "judgeforge.models.mock",
 }
 
-__all__ = ["ChatChoice", "ChatModel", "ChatResponse", "TokenLogprob", "Usage", *sorted(_LAZY)]
+__all__ = ["ChatChoice", "ChatModel", "ChatOptions", "ChatResponse", "TokenLogprob", "Usage",
+           *sorted(_LAZY)]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,10 +7,13 @@ token usage and latency, so graders can report cost and speed with every score.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Sequence
 
-__all__ = ["TokenLogprob", "ChatChoice", "Usage", "ChatResponse", "ChatModel", "Message"]
+from judgeforge.errors import ConfigError
+
+__all__ = ["TokenLogprob", "ChatChoice", "Usage", "ChatResponse", "ChatOptions", "ChatModel",
+           "Message"]
 
 Message = dict[str, Any]  # {"role": ..., "content": ...}
 
@@ -56,16 +59,37 @@ class ChatResponse:
         return self.choices[0].text if self.choices else ""
 
 
+@dataclass(frozen=True)
+class ChatOptions:
+    """The options of one :meth:`ChatModel.achat` call, as :meth:`ChatModel._generate` gets them."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+    n: int = 1
+    seed: int | None = None
+    stop: list[str] | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = None
+    prefill: str | None = None
+    regex: str | None = None
+    timeout: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The options by name, in ``achat``'s order (the values themselves, not copies)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 class ChatModel(abc.ABC):
     """An async chat model. Implementations must survive ``copy.deepcopy`` (runners copy graders).
 
-    Options a server does not support are rejected with :class:`~judgeforge.errors.ConfigError`
-    rather than silently dropped.
+    An implementation provides :meth:`_generate`; :meth:`achat` checks the arguments every model
+    rejects alike and hands it the messages and a :class:`ChatOptions`. Options a server does
+    not support are rejected with :class:`~judgeforge.errors.ConfigError` rather than silently
+    dropped.
     """
 
     name: str = "model"
 
-    @abc.abstractmethod
     async def achat(
         self,
         messages: Sequence[Message],
@@ -85,7 +109,20 @@ class ChatModel(abc.ABC):
 
         ``prefill`` continues a final assistant message that starts with that text (vLLM
         ``continue_final_message``); ``regex`` constrains decoding (vLLM ``structured_outputs``).
+        Empty ``messages`` and ``n < 1`` raise :class:`~judgeforge.errors.ConfigError`.
         """
+        if not messages:
+            raise ConfigError("messages must not be empty")
+        if n < 1:
+            raise ConfigError("n must be >= 1")
+        return await self._generate(messages, ChatOptions(
+            temperature=temperature, max_tokens=max_tokens, n=n, seed=seed, stop=stop,
+            logprobs=logprobs, top_logprobs=top_logprobs, prefill=prefill, regex=regex,
+            timeout=timeout))
+
+    @abc.abstractmethod
+    async def _generate(self, messages: Sequence[Message], options: ChatOptions) -> ChatResponse:
+        """Generate ``options.n`` completions for ``messages`` (not empty; ``n >= 1``)."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release resources (clients, managed servers)."""

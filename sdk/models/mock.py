@@ -29,6 +29,7 @@ from judgeforge.errors import ConfigError
 from judgeforge.models.base import (
     ChatChoice,
     ChatModel,
+    ChatOptions,
     ChatResponse,
     Message,
     TokenLogprob,
@@ -134,45 +135,25 @@ class ScriptedChatModel(ChatModel):
             s.position += 1
         return picked
 
-    async def achat(
-        self,
-        messages: Sequence[Message],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        n: int = 1,
-        seed: int | None = None,
-        stop: list[str] | None = None,
-        logprobs: bool = False,
-        top_logprobs: int | None = None,
-        prefill: str | None = None,
-        regex: str | None = None,
-        timeout: float | None = None,
-    ) -> ChatResponse:
+    async def _generate(self, messages: Sequence[Message], options: ChatOptions) -> ChatResponse:
         """Return the next scripted replies (continuation only when ``prefill`` is given)."""
         t0 = time.perf_counter()
-        if not messages:
-            raise ConfigError("messages must not be empty")
-        if n < 1:
-            raise ConfigError("n must be >= 1")
-        used = {"prefill": prefill, "regex": regex, "seed": seed, "stop": stop,
-                "top_logprobs": top_logprobs, "logprobs": logprobs or None,
-                "n": n if n != 1 else None}
+        o = options
+        used = {"prefill": o.prefill, "regex": o.regex, "seed": o.seed, "stop": o.stop,
+                "top_logprobs": o.top_logprobs, "logprobs": o.logprobs or None,
+                "n": o.n if o.n != 1 else None}
         for opt, val in used.items():
             if val is not None and opt not in self.capabilities:
                 raise ConfigError(f"{opt}= is not supported by {self.name!r}")
         msgs = [dict(m) for m in messages]
-        if prefill is not None:
-            msgs.append({"role": "assistant", "content": prefill})
-        options = {"temperature": temperature, "max_tokens": max_tokens, "n": n, "seed": seed,
-                   "stop": stop, "logprobs": logprobs, "top_logprobs": top_logprobs,
-                   "prefill": prefill, "regex": regex, "timeout": timeout}
-        self._script.calls.append(ScriptedCall(messages=msgs, options=options))
+        if o.prefill is not None:
+            msgs.append({"role": "assistant", "content": o.prefill})
+        self._script.calls.append(ScriptedCall(messages=msgs, options=o.as_dict()))
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        replies = self._next(msgs, n)
-        want_lp = logprobs or top_logprobs is not None
-        choices = [_to_choice(r, prefill, stop, max_tokens, want_lp) for r in replies]
+        replies = self._next(msgs, o.n)
+        want_lp = o.logprobs or o.top_logprobs is not None
+        choices = [_to_choice(r, o.prefill, o.stop, o.max_tokens, want_lp) for r in replies]
         prompt_tokens = sum(_count_tokens(_content_text(m.get("content"))) for m in msgs)
         usage = Usage(prompt_tokens=prompt_tokens,
                       completion_tokens=sum(_count_tokens(c.text) for c in choices))

@@ -44,6 +44,7 @@ from judgeforge.errors import ConfigError, ModelError
 from judgeforge.models.base import (
     ChatChoice,
     ChatModel,
+    ChatOptions,
     ChatResponse,
     Message,
     TokenLogprob,
@@ -345,65 +346,68 @@ class OpenAIChatModel(ChatModel):
                                  attempts=attempts, timeout=timeout) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    # -- requests ----------------------------------------------------------------------------
+    def request_params(self, messages: Sequence[Message], options: ChatOptions = ChatOptions(),
+                       *, model: str | None = None) -> dict[str, Any]:
+        """The ``chat.completions.create`` keywords :meth:`achat` sends for these arguments.
+
+        ``prefill`` becomes a final assistant message with ``continue_final_message``, ``regex``
+        vLLM's ``structured_outputs`` (both added to ``extra_body``); ``top_logprobs`` implies
+        ``logprobs``. ``timeout`` is not among them (it goes to the client call), and options are
+        not checked against the server here (``achat`` does that). ``model`` is the served name
+        to request (default: the one known so far, which ``achat`` resolves first).
+        """
+        if model is None:
+            model = self.model if self.model is not None and not self.managed \
+                else self._shared.resolved_model
+            if model is None:
+                raise ConfigError("the served model name is not known yet: start the model, "
+                                  "call achat once, or pass model=")
+        o = options
+        msgs = [dict(m) for m in messages]
+        extra: dict[str, Any] = dict(self.extra_body)
+        if o.prefill is not None:
+            msgs.append({"role": "assistant", "content": o.prefill})
+            extra.update({"continue_final_message": True, "add_generation_prompt": False})
+        if o.regex is not None:
+            extra["structured_outputs"] = {"regex": o.regex}
+
+        params: dict[str, Any] = {"model": model, "messages": msgs}
+        if o.n != 1:
+            params["n"] = o.n
+        for key, val in (("temperature", o.temperature), ("max_tokens", o.max_tokens),
+                         ("seed", o.seed), ("stop", o.stop)):
+            if val is not None:
+                params[key] = val
+        if o.logprobs or o.top_logprobs is not None:
+            params["logprobs"] = True
+            if o.top_logprobs is not None:
+                params["top_logprobs"] = o.top_logprobs
+        if extra:
+            params["extra_body"] = extra
+        return params
+
     # -- the contract ------------------------------------------------------------------------
-    async def achat(
-        self,
-        messages: Sequence[Message],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        n: int = 1,
-        seed: int | None = None,
-        stop: list[str] | None = None,
-        logprobs: bool = False,
-        top_logprobs: int | None = None,
-        prefill: str | None = None,
-        regex: str | None = None,
-        timeout: float | None = None,
-    ) -> ChatResponse:
+    async def _generate(self, messages: Sequence[Message], options: ChatOptions) -> ChatResponse:
         """Generate ``n`` completions. With ``prefill`` the text is the continuation only."""
-        if not messages:
-            raise ConfigError("messages must not be empty")
-        if n < 1:
-            raise ConfigError("n must be >= 1")
+        o = options
         await self.start()
-        if prefill is not None or regex is not None:
+        if o.prefill is not None or o.regex is not None:
             kind = await self._resolve_kind()
-            for opt, val in (("prefill", prefill), ("regex", regex)):
+            for opt, val in (("prefill", o.prefill), ("regex", o.regex)):
                 if val is not None and opt not in CAPABILITIES[kind]:
                     raise ConfigError(
                         f"{opt}= is not supported by this server (server_kind={kind!r}, "
                         f"{self.base_url or 'api.openai.com'}); use a vLLM server or "
                         "server_kind='vllm'")
-        if top_logprobs is not None:
-            if top_logprobs < 0:
+        if o.top_logprobs is not None:
+            if o.top_logprobs < 0:
                 raise ConfigError("top_logprobs must be >= 0")
-            if self.server_kind == "openai" and top_logprobs > _OPENAI_MAX_TOP_LOGPROBS:
+            if self.server_kind == "openai" and o.top_logprobs > _OPENAI_MAX_TOP_LOGPROBS:
                 raise ConfigError(f"top_logprobs must be <= {_OPENAI_MAX_TOP_LOGPROBS}")
-            logprobs = True
 
-        msgs = [dict(m) for m in messages]
-        extra: dict[str, Any] = dict(self.extra_body)
-        if prefill is not None:
-            msgs.append({"role": "assistant", "content": prefill})
-            extra.update({"continue_final_message": True, "add_generation_prompt": False})
-        if regex is not None:
-            extra["structured_outputs"] = {"regex": regex}
-
-        params: dict[str, Any] = {"model": await self._model_name(), "messages": msgs}
-        if n != 1:
-            params["n"] = n
-        for key, val in (("temperature", temperature), ("max_tokens", max_tokens),
-                         ("seed", seed), ("stop", stop)):
-            if val is not None:
-                params[key] = val
-        if logprobs:
-            params["logprobs"] = True
-            if top_logprobs is not None:
-                params["top_logprobs"] = top_logprobs
-        if extra:
-            params["extra_body"] = extra
-        call_timeout = self.timeout if timeout is None else timeout
+        params = self.request_params(messages, o, model=await self._model_name())
+        call_timeout = self.timeout if o.timeout is None else o.timeout
 
         t0 = time.perf_counter()
         resp = await self._call(

@@ -23,11 +23,9 @@ from judgeforge.prompt import PromptTemplate, build_record_messages
 
 from ..config import TrainConfig
 
-__all__ = ["Dataset", "load_dataset", "make_rows", "truncate", "balance", "holdout"]
+__all__ = ["Dataset", "load_dataset", "make_rows", "balance", "holdout"]
 
 log = logging.getLogger(__name__)
-
-TRUNCATION_MARK = " [...]"
 
 
 @dataclass
@@ -48,24 +46,11 @@ class Dataset:
         return labels[(len(labels) - 1) // 2]
 
 
-def truncate(text: str, limit: int | None) -> str:
-    """``text`` cut to about ``limit`` characters when longer: the first two thirds and the last
-    third are kept around a visible ``[...]`` (a final request or conclusion usually matters)."""
-    if limit is None or len(text) <= limit:
-        return text
-    head = (2 * limit) // 3
-    tail = limit - head
-    return text[:head].rstrip() + TRUNCATION_MARK + " " + text[len(text) - tail:].lstrip()
-
-
 def _shortened(record: PointwiseRecord, cfg: TrainConfig) -> dict[str, Any]:
+    """The record's dict without the rubric/reference the prompt options leave out (long texts
+    are cut by the template: ``prompt.max_query_chars``/``max_response_chars``)."""
     data = record.to_dict()
     p = cfg.prompt
-    if p.max_query_chars:
-        data["input"] = [dict(m, content=truncate(m["content"], p.max_query_chars))
-                         for m in data["input"]]
-    data["output"] = dict(data["output"], content=truncate(data["output"]["content"],
-                                                          p.max_response_chars))
     extra = dict(data.get("extra_info") or {})
     if not p.use_rubric:
         extra.pop("rubric", None)
@@ -92,7 +77,9 @@ def make_rows(records: Sequence[PointwiseRecord], cfg: TrainConfig, dimension: s
               scale: Scale) -> list[dict[str, Any]]:
     """Prompt/label rows for ``dimension``; records without that label are left out."""
     template = PromptTemplate({dimension: scale}, thinking=cfg.prompt.thinking,
-                              system_prompt=cfg.prompt.system_prompt)
+                              system_prompt=cfg.prompt.system_prompt,
+                              max_query_chars=cfg.prompt.max_query_chars,
+                              max_response_chars=cfg.prompt.max_response_chars)
     spec = {"dimensions": {dimension: [scale.min, scale.max]}, "reward": cfg.reward.name,
             "k": cfg.reward.k}
     rows: list[dict[str, Any]] = []

@@ -15,7 +15,8 @@ Each pointwise record (see :mod:`judgeforge.data.schema`) becomes one verl row::
 
 Options come from ``data.judgeforge.*`` (see :data:`judgeforge.train.verl.overrides
 .DATASET_OPTIONS_KEY`): ``dimension``, ``scale``, ``reward``, ``k``, ``thinking``,
-``use_rubric``, ``use_reference``, ``system_prompt``, ``balance_labels``, ``overlong``.
+``use_rubric``, ``use_reference``, ``system_prompt``, ``max_query_chars``, ``max_response_chars``,
+``balance_labels``, ``overlong``.
 
 Nothing is dropped silently: invalid records raise :class:`DataError` (from
 :func:`judgeforge.data.io.load_records`), and every prompt is measured with the tokenizer's chat
@@ -71,6 +72,8 @@ class DatasetOptions:
     use_rubric: bool = True
     use_reference: bool = True
     system_prompt: str | None = None
+    max_query_chars: int | None = None
+    max_response_chars: int | None = None
     balance_labels: bool = False
     overlong: str = "error"
 
@@ -177,7 +180,9 @@ class PointwiseJudgeDataset(RLHFDataset):
         loaded = [load_records(path, scale=opts.scale) for path in self.data_files]
         info = merge_infos([res.info for res in loaded])
         template = PromptTemplate(dimensions=_chosen(info, opts.dimension),
-                                  thinking=opts.thinking, system_prompt=opts.system_prompt)
+                                  thinking=opts.thinking, system_prompt=opts.system_prompt,
+                                  max_query_chars=opts.max_query_chars,
+                                  max_response_chars=opts.max_response_chars)
         records = [rec for res in loaded for rec in res.records]
         rows, errors = [], []
         for i, rec in enumerate(records):

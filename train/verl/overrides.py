@@ -191,6 +191,8 @@ def _dataset_options(cfg: TrainConfig, overlong: str) -> dict[str, Any]:
         "use_rubric": cfg.prompt.use_rubric,
         "use_reference": cfg.prompt.use_reference,
         "system_prompt": cfg.prompt.system_prompt,
+        "max_query_chars": cfg.prompt.max_query_chars,
+        "max_response_chars": cfg.prompt.max_response_chars,
         "balance_labels": cfg.data.balance_labels,
         "overlong": overlong,
     }
