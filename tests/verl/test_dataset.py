@@ -134,3 +134,16 @@ def test_row_cap_and_label_balance(build: Callable[..., tuple[Any, Any]], mt_ben
     counts = Counter(balanced[i]["reward_model"]["ground_truth"]["quality"]
                      for i in range(len(balanced)))
     assert counts == {label: max(labels.values()) for label in labels}
+
+
+def test_prompt_length_limits_reach_the_verl_rows(build: Callable[..., tuple[Any, Any]],
+                                                  mt_bench_parquet: Path) -> None:
+    records = load_records(mt_bench_parquet).records
+    _, ds = build(mt_bench_parquet, "prompt.max_response_chars=60", "prompt.max_query_chars=90",
+                  "prompt.use_rubric=false", "prompt.use_reference=false")
+    assert len(ds) == len(records)
+    body = ds[0]["prompt"][-1]["content"]
+    response = body.split("<response>\n", 1)[1].split("\n</response>", 1)[0]
+    omitted = len(records[0].response) - 60
+    assert f"[... {omitted} characters omitted ...]" in response
+    assert "<rubric>" not in body and "<reference>" not in body
