@@ -86,6 +86,10 @@ class GRPOSection(_Section):
     test_freq: int = Field(10, description="validate every N steps (-1 = never)")
     entropy_coef: float = Field(0.0, ge=0, description="entropy bonus coefficient (CPU backend, "
                                 "TRL entropy_coef; counters collapse)")
+    trainable_layers: int | None = Field(
+        None, ge=1, description="train only the last N transformer layers and the final norm "
+        "(CPU backend): the backward pass stops at layer N from the top, so a step costs about "
+        "half as much and the SFT features below stay put; None = every weight")
     scale_rewards: Literal["group", "batch", "none"] = Field(
         "group", description="advantage scaling (CPU backend, TRL scale_rewards): group std, "
         "batch std, or none (Dr. GRPO)")

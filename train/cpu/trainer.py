@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 from judgeforge._extras import require
 from judgeforge.data.schema import DatasetInfo, PointwiseRecord
+from judgeforge.errors import ConfigError
 
 from ..api import TrainResult
 from ..config import TrainConfig
@@ -35,7 +36,7 @@ from .plots import plot_curves
 from .rewards_trl import make_reward_function
 from .sft import run_sft
 
-__all__ = ["run_cpu", "choose_threads", "grpo_args", "plan"]
+__all__ = ["run_cpu", "choose_threads", "grpo_args", "plan", "freeze_lower_layers"]
 
 
 def _import_trl() -> Any:
@@ -129,6 +130,7 @@ def plan(cfg: TrainConfig) -> list[str]:
         f"{g.learning_rate}, beta {g.kl_coef if g.use_kl_loss else 0}, T {g.temperature}, "
         f"<= {g.max_response_length} new tokens, <= {g.max_minutes} min, reward "
         f"{cfg.reward.name} (k={cfg.reward.k}) + exact bonus {cfg.reward.exact_bonus}, "
+        f"trainable layers {g.trainable_layers or 'all'}, "
         f"balanced={cfg.data.balance_labels} -> {out / 'grpo'}",
         f"validation: greedy on {cfg.cpu.eval_rows} rows every {g.test_freq} steps, best by MAE "
         f"-> {out / 'best'} (keep_best={cfg.cpu.keep_best})",
@@ -144,6 +146,33 @@ def _load(path: Path, dtype: str) -> tuple[Any, Any]:
     model = transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
     fix_special_tokens(model, tok)
     return model, tok
+
+
+def freeze_lower_layers(model: Any, trainable: int | None) -> int:
+    """Leave only the last ``trainable`` decoder layers and the final norm trainable.
+
+    Embeddings (tied to the output head in SmolLM2) are frozen too, so no gradient flows below
+    the first trainable layer. Returns the number of trainable parameters.
+    """
+    if trainable is None:
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    decoder = model.get_decoder()
+    layers = getattr(decoder, "layers", None)
+    if layers is None:
+        raise ConfigError(f"grpo.trainable_layers: {type(model).__name__} has no decoder "
+                          "layers list to freeze; leave it empty")
+    if trainable > len(layers):
+        raise ConfigError(f"grpo.trainable_layers={trainable} but the model has {len(layers)} "
+                          "layers")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    keep = list(layers[len(layers) - trainable:])
+    if getattr(decoder, "norm", None) is not None:
+        keep.append(decoder.norm)
+    for module in keep:
+        for p in module.parameters():
+            p.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def _seed(seed: int) -> None:
@@ -203,6 +232,8 @@ class _Run:
         ckpt = get_last_checkpoint(str(gdir)) if cfg.cpu.resume and gdir.is_dir() else None
         if ckpt:
             log.info("grpo: resuming from %s", ckpt)
+        n_train = freeze_lower_layers(model, cfg.grpo.trainable_layers)
+        log.info("grpo: %.1fM trainable parameters", n_train / 1e6)
         callbacks = make_callbacks(
             train_log=self.log, evaluate=lambda m: self.evaluate(m, tok), best=best,
             test_freq=cfg.grpo.test_freq, max_minutes=cfg.grpo.max_minutes)

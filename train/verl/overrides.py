@@ -160,6 +160,9 @@ def _check(cfg: TrainConfig, overlong: str) -> None:
     g, v = cfg.grpo, cfg.verl
     if not cfg.data.train_files:
         raise ConfigError("data.train_files is empty: give at least one pointwise Parquet file")
+    if g.trainable_layers is not None:
+        raise ConfigError("grpo.trainable_layers is a CPU-backend option (verl trains every "
+                          "weight): set grpo.trainable_layers=null for --backend verl")
     if overlong not in OVERLONG_POLICIES:
         raise ConfigError(f"overlong must be one of {OVERLONG_POLICIES}, got {overlong!r}")
     if g.mini_batch_size > g.train_batch_size:
