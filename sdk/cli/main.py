@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from importlib.metadata import entry_points
 from typing import Sequence
@@ -48,7 +49,15 @@ def _register_broken(sub: argparse._SubParsersAction, name: str, exc: ImportErro
     parser.set_defaults(func=fail)
 
 
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand. SIGTERM is handled like Ctrl-C, so every command's cleanup runs
+    (servers it started are stopped, files closed) when it is terminated rather than killed."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     parser = build_parser()
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
