@@ -53,7 +53,11 @@ def test_verl_dry_run_goes_to_the_verl_launcher(capsys: pytest.CaptureFixture[st
     assert main(["train", str(GPU_YAML), "--dry-run", "grpo.learning_rate=3e-6"]) == 0
     out = capsys.readouterr().out
     assert "actor.optim.lr=3e-06" in out
-    assert main(["train", str(CPU_YAML), "--backend", "verl", "--dry-run"]) == 0
+    # the CPU recipe's CPU-only knob is refused by name, not silently dropped
+    assert main(["train", str(CPU_YAML), "--backend", "verl", "--dry-run"]) == 1
+    assert "grpo.trainable_layers=null" in capsys.readouterr().err
+    assert main(["train", str(CPU_YAML), "--backend", "verl", "--dry-run",
+                 "grpo.trainable_layers=null"]) == 0
     assert "verl" in capsys.readouterr().out
 
 
