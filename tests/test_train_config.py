@@ -179,3 +179,21 @@ def test_train_log_best_tracker_and_curves(tmp_path: Path) -> None:
     assert png is not None and png.read_bytes()[:4] == b"\x89PNG"
     assert plot_curves([], tmp_path / "none.png") is None
     json.dumps([r for r in log.rows])
+
+
+def test_busy_cores_reads_current_load_not_the_average() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from judgeforge.train.cpu.trainer import busy_cores
+
+    if not os.path.exists("/proc/stat"):
+        pytest.skip("no /proc/stat")
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        busy = busy_cores(1.0)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert busy is not None and busy >= 0.7  # one spinning process keeps about a core busy

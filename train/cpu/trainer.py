@@ -52,20 +52,48 @@ def _import_trl() -> Any:
 log = logging.getLogger(__name__)
 
 
+def busy_cores(seconds: float = 1.0) -> float | None:
+    """How many cores other processes keep busy now: /proc/stat sampled over ``seconds``
+    (None where there is no /proc/stat). The 1-minute load average is no guide right after a
+    previous heavy step (a benchmark, a vLLM server) has ended: it still reads ~2 for a minute."""
+
+    def sample() -> tuple[int, int] | None:
+        try:
+            with open("/proc/stat") as fh:
+                fields = [int(x) for x in fh.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields), idle
+
+    first = sample()
+    if first is None:
+        return None
+    time.sleep(seconds)
+    second = sample()
+    if second is None or second[0] <= first[0]:
+        return None
+    total, idle = second[0] - first[0], second[1] - first[1]
+    return (os.cpu_count() or 1) * (total - idle) / total
+
+
 def choose_threads(requested: int | None = None) -> int:
-    """``requested``, else the cores the 1-minute load average leaves free (at least 1).
+    """``requested``, else the cores other processes leave free right now (at least 1).
 
     On a busy 2-core machine one thread is 2-3x faster than two; on an idle one two are ~2x
-    faster than one (platform notes), so the load decides.
+    faster than one (platform notes), so the current load decides: measured over one second
+    from /proc/stat, or the 1-minute load average where that is unavailable.
     """
     if requested:
         return requested
     cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return cores
-    return max(1, min(cores, cores - int(round(load))))
+    busy = busy_cores()
+    if busy is None:
+        try:
+            busy = os.getloadavg()[0]
+        except OSError:
+            return cores
+    return max(1, min(cores, cores - int(round(busy))))
 
 
 def _model_path(cfg: TrainConfig) -> Path:
@@ -116,8 +144,8 @@ def plan(cfg: TrainConfig) -> list[str]:
     out = Path(cfg.output_dir)
     return [
         f"model: {cfg.model.path or 'default SmolLM2-135M-Instruct (prepared on first use)'}",
-        f"threads: {choose_threads(cfg.cpu.threads)} (load average now "
-        f"{os.getloadavg()[0]:.2f}, {os.cpu_count()} cores)",
+        f"threads: {choose_threads(cfg.cpu.threads)} ({os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.2f})",
         f"data: train {cfg.data.train_files or '(in memory)'}, val "
         f"{cfg.data.val_files or f'{cfg.cpu.eval_rows} held-out training rows'}",
         f"prompt: rubric={cfg.prompt.use_rubric} reference={cfg.prompt.use_reference} "
