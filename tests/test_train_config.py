@@ -197,3 +197,14 @@ def test_busy_cores_reads_current_load_not_the_average() -> None:
         spinner.kill()
         spinner.wait()
     assert busy is not None and busy >= 0.7  # one spinning process keeps about a core busy
+
+
+def test_train_log_reset_forgets_an_interrupted_stage(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from judgeforge.train.cpu.callbacks import TrainLog
+
+    log = TrainLog(tmp_path / "train_log.jsonl")
+    log.write({"stage": "sft", "step": 1})
+    log.reset()
+    log.write({"stage": "sft", "step": 1, "loss": 0.5})
+    rows = TrainLog(tmp_path / "train_log.jsonl").read_all()
+    assert [(r["stage"], r["step"]) for r in rows] == [("sft", 1)] and rows[0]["loss"] == 0.5

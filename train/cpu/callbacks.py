@@ -38,6 +38,11 @@ class TrainLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.rows: list[dict[str, Any]] = []
 
+    def reset(self) -> None:
+        """Start the log over (a run whose SFT stage never finished has nothing to keep)."""
+        self.rows.clear()
+        self.path.unlink(missing_ok=True)
+
     def write(self, row: dict[str, Any]) -> None:
         row = {"time": round(time.time(), 3), **row}
         self.rows.append(row)

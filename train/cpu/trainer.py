@@ -243,6 +243,7 @@ class _Run:
         if cfg.cpu.resume and (read_marker(path) or {}).get("stage") == "sft":
             log.info("sft: reusing %s", path)
             return path
+        self.log.reset()  # rows of an SFT stage that was interrupted would be repeated
         model, tok = _load(base, cfg.model.dtype)
         run_sft(model, tok, self.ds.train, cfg, on_step=self.log.write)
         save_servable(model, tok, path, self.meta("sft", steps=cfg.sft.steps, base=str(base)))
