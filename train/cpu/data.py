@@ -46,7 +46,7 @@ class Dataset:
         return labels[(len(labels) - 1) // 2]
 
 
-def _shortened(record: PointwiseRecord, cfg: TrainConfig) -> dict[str, Any]:
+def _prompt_fields(record: PointwiseRecord, cfg: TrainConfig) -> dict[str, Any]:
     """The record's dict without the rubric/reference the prompt options leave out (long texts
     are cut by the template: ``prompt.max_query_chars``/``max_response_chars``)."""
     data = record.to_dict()
@@ -90,7 +90,7 @@ def make_rows(records: Sequence[PointwiseRecord], cfg: TrainConfig, dimension: s
         if label not in scale:
             raise ConfigError(f"record {rec.id!r}: label {label} is outside the scale {scale}")
         rows.append({
-            "prompt": build_record_messages(template, _shortened(rec, cfg)),
+            "prompt": build_record_messages(template, _prompt_fields(rec, cfg)),
             "completion": f"<score>{label}</score>",
             "label": int(label),
             "ground_truth": int(label),
