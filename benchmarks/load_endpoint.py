@@ -98,7 +98,7 @@ class LoadReport:
 
 def require_loopback(url: str, allow_remote: bool) -> None:
     """Refuse a non-loopback target unless ``allow_remote``."""
-    from judgeforge.graders.service.settings import is_loopback_host
+    from judgeforge.graders.serving.settings import is_loopback_host
 
     host = urlparse(url).hostname or ""
     if not allow_remote and not is_loopback_host(host):

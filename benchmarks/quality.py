@@ -1,8 +1,8 @@
 """How close is a judge to human labels: ``judgeforge bench quality``.
 
 :func:`run_quality` grades a labelled pointwise file with one or more judges (an
-:class:`~judgeforge.llm_grader.LLMGrader` each, same prompt and mode) through the crash-safe
-:class:`~judgeforge.runner.GradingRunner`, computes every metric of
+:class:`~judgeforge.graders.llm_grader.LLMGrader` each, same prompt and mode) through the crash-safe
+:class:`~judgeforge.graders.runner.GradingRunner`, computes every metric of
 :func:`judgeforge.metrics.compute_metrics` per judge, and writes into ``out_dir``:
 
 - ``results.jsonl``: the runner's checkpoint, one line per (row, judge); a rerun with the same
@@ -80,13 +80,13 @@ def _file_digest(path: Path) -> str:
 
 
 def _prediction(result: Any) -> float | None:
-    from judgeforge.results import is_score
+    from judgeforge.graders.results import is_score
 
     return float(result.score) if is_score(result) else None
 
 
 def _status(result: Any) -> str:
-    from judgeforge.results import is_score
+    from judgeforge.graders.results import is_score
 
     meta = getattr(result, "metadata", None) or {}
     if is_score(result):
@@ -185,11 +185,11 @@ async def arun_quality(
     many rows. Returns the report dict (also written to ``report.json``).
     """
     from judgeforge.data.io import load_records
-    from judgeforge.llm_grader import SCORING_MODES, LLMGrader
+    from judgeforge.graders.llm_grader import SCORING_MODES, LLMGrader
     from judgeforge.metrics import compute_metrics
     from judgeforge.prompt import build_record_messages
-    from judgeforge.results import is_error, to_dict
-    from judgeforge.runner import GraderConfig, GradingRunner, record_mapper, row_keys
+    from judgeforge.graders.results import is_error, to_dict
+    from judgeforge.graders.runner import GraderConfig, GradingRunner, record_mapper, row_keys
 
     from judgeforge.benchmarks import report as report_mod
 
@@ -305,7 +305,7 @@ async def arun_quality(
         },
         "mode": mode,
         "constrained": constrained,
-        "grader": {"class": "judgeforge.llm_grader.LLMGrader", "mode": mode,
+        "grader": {"class": "judgeforge.graders.llm_grader.LLMGrader", "mode": mode,
                    "constrained": constrained, "max_tokens": max_tokens,
                    "n": vote_n if mode == "vote" else None, "concurrency": concurrency},
         "prompt": {

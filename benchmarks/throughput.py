@@ -14,7 +14,7 @@ Variants (``VARIANTS``):
 - ``prefill``: the same messages with ``max_tokens=1`` (no regex, no stop): the server's
   prefill-bound limit, ``limit pairs/s = prompt tokens/s / prompt tokens per pair``.
 - ``jf-sample``, ``jf-expected``, ``jf-vote``: judgeforge's
-  :class:`~judgeforge.runner.GradingRunner` with an :class:`~judgeforge.llm_grader.LLMGrader`
+  :class:`~judgeforge.graders.runner.GradingRunner` with an :class:`~judgeforge.graders.llm_grader.LLMGrader`
   in each scoring mode.
 - ``oj-runner``: OpenJudge's ``GradingRunner`` running the same judgeforge sample grader.
 - ``oj-relevance``: OpenJudge's own JSON ``RelevanceGrader`` (structured JSON output with a
@@ -236,7 +236,7 @@ def _grader_tokens(results: Sequence[Any]) -> tuple[float | None, float | None]:
 
 def _oj_failed(result: Any, scale: tuple[int, int]) -> bool:
     """An OpenJudge error, or its silent 0 / out-of-scale score for an unparsable answer."""
-    from judgeforge.results import is_score
+    from judgeforge.graders.results import is_score
 
     if not is_score(result):
         return True
@@ -267,7 +267,7 @@ class _Bench:
         self.oj_rows: list[dict[str, Any]] = []
 
     def grader(self, mode: str, model: Any = None) -> Any:
-        from judgeforge.llm_grader import LLMGrader
+        from judgeforge.graders.llm_grader import LLMGrader
 
         return LLMGrader(model or self.model, template=self.template,
                          mode=mode,  # type: ignore[arg-type]
@@ -333,8 +333,8 @@ class _Bench:
         return _RunOut(lat, errors, usage[0], usage[1])
 
     async def _jf(self, name: str, concurrency: int) -> _RunOut:
-        from judgeforge.results import is_error
-        from judgeforge.runner import GradingRunner
+        from judgeforge.graders.results import is_error
+        from judgeforge.graders.runner import GradingRunner
 
         runner = GradingRunner({name: self.graders[name]}, max_concurrency=concurrency,
                                show_progress=False)
@@ -346,7 +346,7 @@ class _Bench:
         from openjudge.runner.grading_runner import GraderConfig as OJConfig
         from openjudge.runner.grading_runner import GradingRunner as OJRunner
 
-        from judgeforge.results import is_error
+        from judgeforge.graders.results import is_error
 
         # A foreign grader enters their runner through their GraderConfig (their create()
         # accepts only their own BaseGrader instances).
@@ -550,7 +550,7 @@ async def arun_throughput(
     """
     from judgeforge.data.io import load_records
     from judgeforge.prompt import PromptTemplate
-    from judgeforge.runner import record_mapper
+    from judgeforge.graders.runner import record_mapper
 
     from judgeforge.benchmarks import report as report_mod
 

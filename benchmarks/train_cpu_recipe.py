@@ -36,7 +36,7 @@ log = logging.getLogger("train_cpu_recipe")
 
 def load_prometheus(data_dir: Path) -> tuple[list[Any], Any]:
     """Both Prometheus sets as pointwise records (the project's converter) and their info."""
-    from judgeforge.data.convert_prometheus import convert_prometheus
+    from judgeforge.data.converters.prometheus import convert_prometheus
 
     records, info = [], None
     for name in FILES:

@@ -17,10 +17,10 @@ from judgeforge.graders.builtin import (
     get_grader,
     grader_names,
 )
-from judgeforge.grader_base import BaseGrader
-from judgeforge.llm_grader import LLMGrader
-from judgeforge.results import GraderError, GraderResult, GraderScore
-from judgeforge.runner import GraderConfig, GradingRunner, WeightedMean
+from judgeforge.graders.base import BaseGrader
+from judgeforge.graders.llm_grader import LLMGrader
+from judgeforge.graders.results import GraderError, GraderResult, GraderScore
+from judgeforge.graders.runner import GraderConfig, GradingRunner, RunSummary, WeightedMean, record_mapper
 
 __all__ = [
     "BaseGrader",
@@ -38,4 +38,6 @@ __all__ = [
     "GradingRunner",
     "GraderConfig",
     "WeightedMean",
+    "RunSummary",
+    "record_mapper",
 ]

@@ -1,7 +1,7 @@
 """Built-in graders: helpfulness, correctness, relevance (0-4, the seed's scales) and a
 multi-dimension grader that asks for several dimensions in one call.
 
-Each is an :class:`~judgeforge.llm_grader.LLMGrader` with its prompt; every LLMGrader option
+Each is an :class:`~judgeforge.graders.llm_grader.LLMGrader` with its prompt; every LLMGrader option
 (``mode``, ``constrained``, ``n``, ``vote``, ``temperature``...) passes through. A custom grader
 is a subclass, or an ``LLMGrader(model, template=PromptTemplate(...))``.
 """
@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
 from judgeforge.errors import ConfigError
-from judgeforge.llm_grader import LLMGrader
+from judgeforge.graders.llm_grader import LLMGrader
 from judgeforge.models.base import ChatModel
 from judgeforge.prompt import PromptTemplate
 

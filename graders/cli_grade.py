@@ -21,14 +21,14 @@ from typing import Any, Mapping
 
 from judgeforge.data.schema import Scale
 from judgeforge.errors import ConfigError, DataError
-from judgeforge.results import is_score, to_dict
+from judgeforge.graders.results import is_score, to_dict
 
 __all__ = ["register", "read_rows", "plain_mapper", "run_grade"]
 
 
 def plain_mapper(row: Mapping[str, Any]) -> dict[str, Any]:
     """Keywords for a plain row: ``query``, ``response``, and ``rubric``/``reference`` if set."""
-    from judgeforge.runner.config import resolve_path
+    from judgeforge.graders.runner.config import resolve_path
 
     kw = {"query": resolve_path(row, "query"), "response": resolve_path(row, "response")}
     for name in ("rubric", "reference"):
@@ -44,7 +44,7 @@ def read_rows(path: str | Path, limit: int | None = None) -> tuple[list[dict[str
     validated by :func:`judgeforge.data.io.load_records`; other JSON/JSONL rows are plain.
     """
     from judgeforge.data.io import detect_format, iter_raw_rows, load_records
-    from judgeforge.runner.config import record_mapper
+    from judgeforge.graders.runner.config import record_mapper
 
     kind = detect_format(path)
     pointwise = kind == "parquet"
@@ -105,7 +105,7 @@ def _build_grader(args: argparse.Namespace, model: Any) -> Any:
 
 async def run_grade(args: argparse.Namespace) -> int:
     """The command's body (async): build model, grader and runner; grade; report."""
-    from judgeforge.runner import GraderConfig, GradingRunner
+    from judgeforge.graders.runner import GraderConfig, GradingRunner
 
     rows, mapper = read_rows(args.data, args.limit)
     model = _build_model(args)

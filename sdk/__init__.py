@@ -53,17 +53,6 @@ _EXPORTS: dict[str, str] = {
     "VLLMServer": "judgeforge.models.vllm_server",
     "prepare_default_model": "judgeforge.models.default_model",
     "ScriptedChatModel": "judgeforge.models.mock",
-    # grading: results, graders, runner
-    "GraderScore": "judgeforge.results",
-    "GraderError": "judgeforge.results",
-    "GraderResult": "judgeforge.results",
-    "BaseGrader": "judgeforge.grader_base",
-    "LLMGrader": "judgeforge.llm_grader",
-    "GradingRunner": "judgeforge.runner",
-    "GraderConfig": "judgeforge.runner",
-    "WeightedMean": "judgeforge.runner",
-    "RunSummary": "judgeforge.runner",
-    "record_mapper": "judgeforge.runner",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

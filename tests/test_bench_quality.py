@@ -41,7 +41,7 @@ def _pick(records: list[Any], labels: list[int]) -> list[Any]:
 @pytest.fixture(scope="module")
 def prometheus_file(shared_data: Path,  # noqa: F811
                     tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from judgeforge.data.convert_prometheus import convert_prometheus
+    from judgeforge.data.converters.prometheus import convert_prometheus
     from judgeforge.data.io import write_records
     from judgeforge.data.schema import DatasetInfo
 

@@ -96,7 +96,7 @@ def test_select_rows_seeded_sample_in_file_order():
 # ----------------------------------------------------------------------------- requests
 
 async def test_recording_model_takes_the_graders_request():
-    from judgeforge.llm_grader import LLMGrader
+    from judgeforge.graders.llm_grader import LLMGrader
     from judgeforge.prompt import PromptTemplate
 
     template = PromptTemplate({"quality": Scale(min=1, max=5)})

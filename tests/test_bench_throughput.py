@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def short_rows_file(shared_data: Path,  # noqa: F811
                     tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from judgeforge.data.convert_prometheus import convert_prometheus
+    from judgeforge.data.converters.prometheus import convert_prometheus
     from judgeforge.data.io import write_records
 
     loaded = convert_prometheus(shared_data / "prometheus-absolute" / "mt_bench_eval.json")

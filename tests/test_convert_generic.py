@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from judgeforge.cli.main import main
-from judgeforge.data.convert_generic import ColumnMapping, convert_generic
-from judgeforge.data.convert_helpsteer2 import HELPSTEER2_DIMENSIONS, convert_helpsteer2
+from judgeforge.data.converters.generic import ColumnMapping, convert_generic
+from judgeforge.data.converters.helpsteer2 import HELPSTEER2_DIMENSIONS, convert_helpsteer2
 from judgeforge.data.io import load_records
 from judgeforge.data.schema import Scale
 from judgeforge.errors import ConfigError, DataError

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from judgeforge.cli.main import main
-from judgeforge.data.convert_helpsteer2 import (
+from judgeforge.data.converters.helpsteer2 import (
     HELPSTEER2_DIMENSIONS,
     convert_helpsteer2,
     parse_steerlm_transcript,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from judgeforge.cli.main import main
-from judgeforge.data.convert_prometheus import (
+from judgeforge.data.converters.prometheus import (
     convert_prometheus,
     parse_prometheus_prompt,
     round_half_up,

@@ -21,8 +21,8 @@ import pytest
 
 from judgeforge.graders import HelpfulnessGrader, MultiDimensionGrader, RelevanceGrader
 from judgeforge.models.openai_chat import OpenAIChatModel
-from judgeforge.results import GraderError, GraderScore
-from judgeforge.runner import GradingRunner, row_keys
+from judgeforge.graders.results import GraderError, GraderScore
+from judgeforge.graders.runner import GradingRunner, row_keys
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 

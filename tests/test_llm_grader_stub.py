@@ -21,11 +21,11 @@ from judgeforge.graders import (
     RelevanceGrader,
     get_grader,
 )
-from judgeforge.llm_grader import LLMGrader
+from judgeforge.graders.llm_grader import LLMGrader
 from judgeforge.models.base import ChatChoice, TokenLogprob
 from judgeforge.models.mock import ScriptedChatModel
-from judgeforge.results import GraderError, GraderScore
-from judgeforge.runner import GradingRunner
+from judgeforge.graders.results import GraderError, GraderScore
+from judgeforge.graders.runner import GradingRunner
 
 Q, R = "How can I improve my sleep?", "Keep a regular schedule and avoid screens before bed."
 

@@ -18,8 +18,8 @@ import pytest
 from judgeforge.graders import HelpfulnessGrader
 from judgeforge.models.mock import ScriptedChatModel
 from judgeforge.models.openai_chat import OpenAIChatModel
-from judgeforge.results import GraderError, GraderScore, from_dict, is_error, is_score
-from judgeforge.runner import GraderConfig, GradingRunner, WeightedMean
+from judgeforge.graders.results import GraderError, GraderScore, from_dict, is_error, is_score
+from judgeforge.graders.runner import GraderConfig, GradingRunner, WeightedMean
 
 oj_runner = pytest.importorskip("openjudge.runner.grading_runner")
 oj_schema = pytest.importorskip("openjudge.graders.schema")

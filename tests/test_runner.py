@@ -16,9 +16,9 @@ import pytest
 
 from judgeforge.data.schema import PointwiseRecord
 from judgeforge.errors import ConfigError, ModelConnectionError
-from judgeforge.grader_base import BaseGrader
-from judgeforge.results import GraderError, GraderScore, is_error
-from judgeforge.runner import (
+from judgeforge.graders.base import BaseGrader
+from judgeforge.graders.results import GraderError, GraderScore, is_error
+from judgeforge.graders.runner import (
     Checkpoint,
     GraderConfig,
     GradingRunner,
@@ -353,7 +353,7 @@ def test_unknown_fsync_mode_is_refused(tmp_path: Path) -> None:
 
 def test_grade_reads_pointwise_jsonl_and_plain_rows(tmp_path: Path) -> None:
     from judgeforge.graders.cli_grade import plain_mapper, read_rows
-    from judgeforge.runner import apply_mapper
+    from judgeforge.graders.runner import apply_mapper
 
     pw = tmp_path / "pw.jsonl"
     recs = [{"input": [{"role": "user", "content": f"q{i}"}],
@@ -369,7 +369,7 @@ def test_grade_reads_pointwise_jsonl_and_plain_rows(tmp_path: Path) -> None:
     got, mapper = read_rows(plain)
     assert mapper is plain_mapper and len(got) == 2
     assert apply_mapper(got[0], mapper) == {"query": "a", "response": "b", "rubric": "r"}
-    from judgeforge.runner import MappingError
+    from judgeforge.graders.runner import MappingError
 
     with pytest.raises(MappingError, match="response"):
         apply_mapper(got[1], mapper)

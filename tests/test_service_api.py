@@ -12,8 +12,8 @@ from typing import Any, AsyncIterator, Iterator
 import httpx
 import pytest
 
-from judgeforge.graders.service.app import create_app
-from judgeforge.graders.service.settings import ServiceSettings
+from judgeforge.graders.serving.app import create_app
+from judgeforge.graders.serving.settings import ServiceSettings
 from judgeforge.models.openai_chat import OpenAIChatModel
 from tests.service_support import ThreadedUvicorn
 

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from judgeforge.graders.service.server import insecure_warning
-from judgeforge.graders.service.settings import ServiceSettings
+from judgeforge.graders.serving.server import insecure_warning
+from judgeforge.graders.serving.settings import ServiceSettings
 from tests.service_support import free_port, port_open
 
 # Subprocesses run outside the repository root: a stale judgeforge.egg-info left there by a
@@ -112,8 +112,8 @@ def test_serve_help_documents_every_option(tmp_path: Path) -> None:
 
 
 def test_graders_package_and_cli_plugin_do_not_import_fastapi_or_torch(tmp_path: Path) -> None:
-    probe = ("import sys, judgeforge.graders, judgeforge.graders.cli_serve, "
-             "judgeforge.graders.service, judgeforge.graders.service.settings\n"
+    probe = ("import sys, judgeforge.graders, judgeforge.graders.serving.cli_serve, "
+             "judgeforge.graders.serving, judgeforge.graders.serving.settings\n"
              "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette', 'torch', 'vllm') "
              "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
@@ -134,7 +134,7 @@ def test_scale_option_sets_the_offered_graders_scale() -> None:
     import argparse
 
     from judgeforge.cli.main import build_parser
-    from judgeforge.graders.cli_serve import settings_from_args
+    from judgeforge.graders.serving.cli_serve import settings_from_args
 
     args = build_parser().parse_args(["serve", "--grader", "quality", "--scale", "quality=1-5"])
     settings = settings_from_args(args)

@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from judgeforge.benchmarks.load_endpoint import amain as load_main
-from judgeforge.graders.service.app import create_app
-from judgeforge.graders.service.limits import Busy, Gate
-from judgeforge.graders.service.settings import ServiceSettings
+from judgeforge.graders.serving.app import create_app
+from judgeforge.graders.serving.limits import Busy, Gate
+from judgeforge.graders.serving.settings import ServiceSettings
 from judgeforge.models.openai_chat import OpenAIChatModel
 from tests.service_support import ThreadedUvicorn, free_port
 

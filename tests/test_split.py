@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from judgeforge.cli.main import main
-from judgeforge.data.convert_prometheus import convert_prometheus
+from judgeforge.data.converters.prometheus import convert_prometheus
 from judgeforge.data.io import INFO_KEY, load_records, read_info, write_records
 from judgeforge.data.schema import PointwiseRecord
 from judgeforge.data.split import stratified_split, strata

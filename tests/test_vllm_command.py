@@ -119,7 +119,7 @@ def test_server_validates_folder_and_options_up_front(hf_dir: Path, tmp_path: Pa
 
 
 def test_serve_model_cli_builds_the_gpu_command(hf_dir: Path) -> None:
-    from judgeforge.cli.model_cmd import server_from_args
+    from judgeforge.models.cli_model import server_from_args
 
     args = build_parser().parse_args([
         "serve-model", str(hf_dir), "--device", "cuda", "--tensor-parallel-size", "8",
@@ -134,7 +134,7 @@ def test_serve_model_cli_builds_the_gpu_command(hf_dir: Path) -> None:
 
 
 def test_serve_model_cli_cpu_defaults(hf_dir: Path) -> None:
-    from judgeforge.cli.model_cmd import server_from_args
+    from judgeforge.models.cli_model import server_from_args
 
     args = build_parser().parse_args(["serve-model", str(hf_dir), "--device", "cpu"])
     srv = server_from_args(args)

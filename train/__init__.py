@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["TrainConfig", "TrainResult", "train", "run_cpu", "compute_score", "explain"]
 
 if TYPE_CHECKING:
-    from .api import TrainResult, train
+    from .api import train
+    from .result import TrainResult
     from .config import TrainConfig, explain
     from .cpu import run_cpu
     from .reward import compute_score
 
-_WHERE = {"TrainConfig": "config", "explain": "config", "TrainResult": "api", "train": "api",
+_WHERE = {"TrainConfig": "config", "explain": "config", "TrainResult": "result", "train": "api",
           "run_cpu": "cpu", "compute_score": "reward"}
 
 

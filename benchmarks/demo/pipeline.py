@@ -100,7 +100,7 @@ class Demo:
         return {"path": str(path)}
 
     def data(self, log: Path) -> dict[str, Any]:
-        from judgeforge.data.convert_prometheus import convert_prometheus
+        from judgeforge.data.converters.prometheus import convert_prometheus
         from judgeforge.data.io import write_records
         from judgeforge.data.schema import DatasetInfo
         from judgeforge.data.split import stratified_split

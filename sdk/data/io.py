@@ -20,14 +20,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from judgeforge.data.keys import unique_ids
 from judgeforge.data.schema import DatasetInfo, PointwiseRecord
 from judgeforge.data.validate import (
     RawRow,
@@ -37,7 +36,6 @@ from judgeforge.data.validate import (
     format_errors,
     infer_info,
     resolve_scales,
-    validate_one,
     validate_with_info,
 )
 from judgeforge.errors import ConfigError, DataError
@@ -46,10 +44,7 @@ __all__ = [
     "INFO_KEY",
     "JSON_COLUMNS_KEY",
     "LoadResult",
-    "RowProblem",
-    "convert_rows",
     "detect_format",
-    "finish_conversion",
     "info_sidecar",
     "iter_raw_rows",
     "load_records",
@@ -470,79 +465,3 @@ def write_records(
     else:
         _write_parquet(p, rows, info)
     return p
-
-
-def finish_conversion(
-    records: list[PointwiseRecord],
-    errors: list[RowError],
-    info: DatasetInfo,
-    *,
-    total: int,
-    skip_invalid: bool = False,
-    source: str = "input",
-) -> LoadResult:
-    """A converter's result: raise DataError naming every bad row unless ``skip_invalid``."""
-    errors = sorted(errors, key=lambda e: (-1 if e.index is None else e.index))
-    bad = len({e.index for e in errors})
-    if errors and not skip_invalid:
-        raise DataError(f"{source}: {bad} row(s) of {total} cannot be converted:\n"
-                        f"{format_errors(errors)}", errors)
-    if errors:
-        log.warning("%s: skipped %d row(s) of %d that cannot be converted", source, bad, total)
-    return LoadResult(records, info, errors, bad, None)
-
-
-#: A raw row with the record dict a converter made of it.
-Converted = tuple[RawRow, dict[str, Any]]
-
-
-class RowProblem(ValueError):
-    """A row a converter cannot turn into a record: the ``field`` at fault (or None) and why."""
-
-    def __init__(self, field: str | None, message: str) -> None:
-        self.field = field
-        super().__init__(message)
-
-
-def _number_repeated_ids(kept: list[Converted], errors: list[RowError]) -> list[Converted]:
-    """Make the rows' ids unique with ``-2``, ``-3``... suffixes (:func:`convert_rows`' default)."""
-    for (_, data), rid in zip(kept, unique_ids([d["id"] for _, d in kept])):
-        data["id"] = rid
-    return kept
-
-
-def convert_rows(
-    rows: Iterable[RawRow],
-    convert: Callable[[RawRow], dict[str, Any]],
-    info: DatasetInfo,
-    *,
-    assign_ids: Callable[[list[Converted], list[RowError]], list[Converted]] = (
-        _number_repeated_ids),
-    skip_invalid: bool = False,
-    source: str = "input",
-) -> LoadResult:
-    """A converter's loop: ``convert`` each row to a record dict, fix the ids, validate, finish.
-
-    ``convert`` raises :class:`RowProblem` for a row it cannot convert; ``assign_ids`` sets the
-    converted rows' ids (it may report rows as errors and leave them out); each remaining dict
-    is validated against ``info``. Every problem is a :class:`RowError`, handled by
-    :func:`finish_conversion` (``total`` is the number of rows read).
-    """
-    kept: list[Converted] = []
-    errors: list[RowError] = []
-    total = 0
-    for raw in rows:
-        total += 1
-        try:
-            kept.append((raw, convert(raw)))
-        except RowProblem as exc:
-            errors.append(RowError(raw.index, raw.line, exc.field, str(exc)))
-    records: list[PointwiseRecord] = []
-    for raw, data in assign_ids(kept, errors):
-        result = validate_one(RawRow(raw.index, raw.line, data), info)
-        if isinstance(result, PointwiseRecord):
-            records.append(result)
-        else:
-            errors.extend(result)
-    return finish_conversion(records, errors, info, total=total, skip_invalid=skip_invalid,
-                             source=source)

@@ -43,7 +43,7 @@ def tokenizer(model_dir: Path) -> Any:
 @pytest.fixture(scope="session")
 def mt_bench_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """All 320 real MT-Bench rows of the Prometheus benchmark (1-5) as a Parquet file."""
-    from judgeforge.data.convert_prometheus import convert_prometheus
+    from judgeforge.data.converters.prometheus import convert_prometheus
 
     res = convert_prometheus(MT_BENCH)
     return write_records(tmp_path_factory.mktemp("data") / "mt_bench.parquet", res.records,
@@ -53,7 +53,7 @@ def mt_bench_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def helpsteer_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 8 real HelpSteer2 rows (five 0-4 dimensions) as a Parquet file."""
-    from judgeforge.data.convert_helpsteer2 import convert_helpsteer2
+    from judgeforge.data.converters.helpsteer2 import convert_helpsteer2
 
     res = convert_helpsteer2(HELPSTEER)
     return write_records(tmp_path_factory.mktemp("data") / "helpsteer2.parquet", res.records,

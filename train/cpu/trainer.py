@@ -26,7 +26,7 @@ from judgeforge._extras import require
 from judgeforge.data.schema import DatasetInfo, PointwiseRecord
 from judgeforge.errors import ConfigError
 
-from ..api import TrainResult
+from ..result import TrainResult
 from ..config import TrainConfig
 from .callbacks import BestTracker, TrainLog, make_callbacks
 from .data import Dataset, balance, load_dataset

@@ -94,7 +94,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_helpsteer2(args: argparse.Namespace) -> int:
-    from judgeforge.data.convert_helpsteer2 import HELPSTEER2_DIMENSIONS, convert_helpsteer2
+    from judgeforge.data.converters.helpsteer2 import HELPSTEER2_DIMENSIONS, convert_helpsteer2
 
     dims = args.dimensions.split(",") if args.dimensions else HELPSTEER2_DIMENSIONS
     result = convert_helpsteer2(args.source, split=args.split, dimensions=dims,
@@ -104,7 +104,7 @@ def _cmd_helpsteer2(args: argparse.Namespace) -> int:
 
 
 def _cmd_prometheus(args: argparse.Namespace) -> int:
-    from judgeforge.data.convert_prometheus import convert_prometheus
+    from judgeforge.data.converters.prometheus import convert_prometheus
 
     result = convert_prometheus(args.file, dimension=args.dimension,
                                 data_source=args.data_source, skip_invalid=args.skip_invalid)
@@ -113,7 +113,7 @@ def _cmd_prometheus(args: argparse.Namespace) -> int:
 
 
 def _cmd_generic(args: argparse.Namespace) -> int:
-    from judgeforge.data.convert_generic import ColumnMapping, convert_generic
+    from judgeforge.data.converters.generic import ColumnMapping, convert_generic
 
     mapping = ColumnMapping.from_specs(args.map or [], args.label or [], args.extra or [])
     result = convert_generic(args.file, mapping, scale=args.scale, data_source=args.data_source,

@@ -18,7 +18,7 @@ from typing import AsyncIterator
 
 from starlette.exceptions import HTTPException
 
-from judgeforge.graders.service.auth import ASGIApp, Receive, Scope, Send, send_json
+from judgeforge.graders.serving.auth import ASGIApp, Receive, Scope, Send, send_json
 
 __all__ = ["BodyLimitMiddleware", "BodyTooLarge", "Gate", "Busy"]
 

@@ -4,7 +4,7 @@ One line per (row, grader)::
 
     {"key": "<row key>", "grader": "<config key>", "index": 3, "result": {...}}
 
-``result`` is :func:`judgeforge.results.to_dict` of the score or error. Each line is written as
+``result`` is :func:`judgeforge.graders.results.to_dict` of the score or error. Each line is written as
 soon as its result exists, with one ``write`` on an ``O_APPEND`` descriptor, so it survives a
 kill of the process at once. Durability against a machine crash comes from ``fsync``:
 ``fsync="batch"`` (default) runs it on a background thread that covers every line written

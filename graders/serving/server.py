@@ -23,7 +23,7 @@ from types import FrameType
 from typing import Any, Iterator, Mapping
 
 from judgeforge.errors import ConfigError, ServerError
-from judgeforge.graders.service.settings import ServiceSettings
+from judgeforge.graders.serving.settings import ServiceSettings
 
 __all__ = ["run", "serve_async", "open_model", "insecure_warning", "first_served_model"]
 
@@ -118,7 +118,7 @@ async def serve_async(settings: ServiceSettings, model: Any, *, vllm: Any = None
     server, dies: exit code 1). Returns the exit code."""
     import uvicorn
 
-    from judgeforge.graders.service.app import create_app
+    from judgeforge.graders.serving.app import create_app
 
     app = create_app(settings, model, own_model=True, model_api_key=model_api_key)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on",

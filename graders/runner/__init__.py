@@ -5,9 +5,9 @@ aggregators=..., show_progress=...)``, ``await runner.arun(dataset)``), with cra
 output and resume.
 """
 
-from judgeforge.runner.aggregators import WeightedMean
-from judgeforge.runner.checkpoint import Checkpoint, CheckpointEntry, row_key, row_keys
-from judgeforge.runner.config import (
+from judgeforge.graders.runner.aggregators import WeightedMean
+from judgeforge.graders.runner.checkpoint import Checkpoint, CheckpointEntry, row_key, row_keys
+from judgeforge.graders.runner.config import (
     GraderConfig,
     Mapper,
     MappingError,
@@ -15,7 +15,7 @@ from judgeforge.runner.config import (
     record_mapper,
     resolve_path,
 )
-from judgeforge.runner.runner import GradingRunner, RunSummary
+from judgeforge.graders.runner.runner import GradingRunner, RunSummary
 
 __all__ = [
     "GradingRunner",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from judgeforge.results import GraderError, GraderResult, GraderScore, is_score
+from judgeforge.graders.results import GraderError, GraderResult, GraderScore, is_score
 
 __all__ = ["WeightedMean"]
 

@@ -30,11 +30,11 @@ from typing import Any, Literal, Mapping, Sequence
 
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
 from judgeforge.errors import ConfigError, JudgeforgeError, ModelError
-from judgeforge.grader_base import BaseGrader
+from judgeforge.graders.base import BaseGrader
 from judgeforge.models.base import ChatModel, ChatResponse, TokenLogprob
 from judgeforge.parsing import ParseFailure, ParseFailureKind, ParsedScore, parse_score
 from judgeforge.prompt import PromptTemplate
-from judgeforge.results import GraderError, GraderResult, GraderScore
+from judgeforge.graders.results import GraderError, GraderResult, GraderScore
 
 __all__ = ["LLMGrader", "ScoringMode", "VoteMethod", "SCORING_MODES"]
 

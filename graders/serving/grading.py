@@ -3,7 +3,7 @@
 Nothing here re-implements grading: a request picks a :func:`~judgeforge.graders.builtin.get_grader`
 grader (cached per dimension(s)/mode/constrained), and :class:`GradingRunner` grades the items
 (one or a batch), exactly as the Python API does. :class:`GatedGrader` adds what a shared
-service needs: a slot from the :class:`~judgeforge.graders.service.limits.Gate` and a hard
+service needs: a slot from the :class:`~judgeforge.graders.serving.limits.Gate` and a hard
 ``request_timeout_s``, both answered as error values that the API turns into 503s.
 """
 
@@ -15,13 +15,13 @@ from typing import Any, Sequence
 
 from judgeforge.errors import ConfigError
 from judgeforge.graders.builtin import get_grader
-from judgeforge.graders.service.limits import Busy, Gate
-from judgeforge.graders.service.schemas import ScoreItem, ScoreOptions, ScoreResult
-from judgeforge.graders.service.settings import ServiceSettings
-from judgeforge.llm_grader import LLMGrader
+from judgeforge.graders.serving.limits import Busy, Gate
+from judgeforge.graders.serving.schemas import ScoreItem, ScoreOptions, ScoreResult
+from judgeforge.graders.serving.settings import ServiceSettings
+from judgeforge.graders.llm_grader import LLMGrader
 from judgeforge.models.base import ChatModel
-from judgeforge.results import GraderError, GraderResult, is_error
-from judgeforge.runner import GradingRunner
+from judgeforge.graders.results import GraderError, GraderResult, is_error
+from judgeforge.graders.runner import GradingRunner
 
 __all__ = ["GatedGrader", "GraderPool", "grade_items", "to_result", "UNAVAILABLE_ERRORS",
            "http_status_of"]

@@ -29,7 +29,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from judgeforge.data.io import LoadResult, RowProblem, convert_rows, iter_raw_rows
+from judgeforge.data.converters.base import RowProblem, convert_rows
+from judgeforge.data.io import LoadResult, iter_raw_rows
 from judgeforge.data.schema import DatasetInfo, Scale
 from judgeforge.data.validate import RawRow, coerce_score
 

@@ -12,7 +12,7 @@ import abc
 import asyncio
 from typing import Any, Awaitable, Callable, Protocol
 
-from judgeforge.results import GraderResult
+from judgeforge.graders.results import GraderResult
 
 __all__ = ["BaseGrader", "Executor"]
 

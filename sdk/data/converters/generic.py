@@ -17,13 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from judgeforge.data.io import (
-    LoadResult,
-    RowProblem,
-    convert_rows,
-    finish_conversion,
-    iter_raw_rows,
-)
+from judgeforge.data.converters.base import RowProblem, convert_rows, finish_conversion
+from judgeforge.data.io import LoadResult, iter_raw_rows
 from judgeforge.data.keys import content_hash, unique_ids
 from judgeforge.data.schema import DEFAULT_SCALE, DatasetInfo
 from judgeforge.data.validate import (

@@ -24,17 +24,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from judgeforge.errors import ConfigError
-from judgeforge.graders.service.auth import BearerAuthMiddleware
-from judgeforge.graders.service.grading import (
+from judgeforge.graders.serving.auth import BearerAuthMiddleware
+from judgeforge.graders.serving.grading import (
     UNAVAILABLE_ERRORS,
     GraderPool,
     grade_items,
     http_status_of,
     to_result,
 )
-from judgeforge.graders.service.health import ModelHealth
-from judgeforge.graders.service.limits import BodyLimitMiddleware, Gate
-from judgeforge.graders.service.schemas import (
+from judgeforge.graders.serving.health import ModelHealth
+from judgeforge.graders.serving.limits import BodyLimitMiddleware, Gate
+from judgeforge.graders.serving.schemas import (
     LIMIT_OF_ERROR,
     BatchResponse,
     ErrorResponse,
@@ -45,9 +45,9 @@ from judgeforge.graders.service.schemas import (
     ScoreResult,
     limited_models,
 )
-from judgeforge.graders.service.settings import SERVICE_MODES, ServiceSettings
+from judgeforge.graders.serving.settings import SERVICE_MODES, ServiceSettings
 from judgeforge.models.base import ChatModel
-from judgeforge.results import is_error
+from judgeforge.graders.results import is_error
 
 __all__ = ["create_app"]
 

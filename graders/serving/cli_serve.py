@@ -35,7 +35,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     """The :class:`ServiceSettings` the parsed options describe (ConfigError if invalid)."""
     from pydantic import ValidationError
 
-    from judgeforge.graders.service.settings import ServiceSettings
+    from judgeforge.graders.serving.settings import ServiceSettings
 
     values: dict[str, Any] = {"host": args.host, "port": args.port, "api_key": args.api_key,
                               "default_mode": args.mode, "constrained": args.constrained}
@@ -65,7 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     require("fastapi", "api")
     require("uvicorn", "api")
-    from judgeforge.graders.service.server import run
+    from judgeforge.graders.serving.server import run
 
     settings = settings_from_args(args)
     vllm: dict[str, Any] = {k: v for k, v in (
@@ -79,7 +79,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``serve`` to the judgeforge CLI."""
-    from judgeforge.graders.service.settings import SERVICE_MODES, ServiceSettings
+    from judgeforge.graders.serving.settings import SERVICE_MODES, ServiceSettings
 
     h = ServiceSettings.help
     p = subparsers.add_parser(

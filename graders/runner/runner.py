@@ -22,9 +22,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from judgeforge.data.keys import unique_ids
 from judgeforge.errors import ModelError
-from judgeforge.results import GraderError, from_dict, is_error, is_score, to_dict
-from judgeforge.runner.checkpoint import Checkpoint, FsyncMode, row_keys
-from judgeforge.runner.config import GraderConfig, MappingError, apply_mapper
+from judgeforge.graders.results import GraderError, from_dict, is_error, is_score, to_dict
+from judgeforge.graders.runner.checkpoint import Checkpoint, FsyncMode, row_keys
+from judgeforge.graders.runner.config import GraderConfig, MappingError, apply_mapper
 
 __all__ = ["GradingRunner", "RunSummary"]
 
@@ -73,8 +73,8 @@ class GradingRunner:
     ``aggregators``: callables ``{key: result} -> result`` (e.g. :class:`WeightedMean`), each
     adding a column named by its ``name``. ``output``: JSONL checkpoint path (see module doc);
     ``fsync``: ``"batch"`` (background group fsync), ``"line"`` (fsync each line before going
-    on) or ``"off"`` (see :mod:`judgeforge.runner.checkpoint`). ``key``: a row -> key function
-    replacing :func:`~judgeforge.runner.checkpoint.row_key`.
+    on) or ``"off"`` (see :mod:`judgeforge.graders.runner.checkpoint`). ``key``: a row -> key function
+    replacing :func:`~judgeforge.graders.runner.checkpoint.row_key`.
     """
 
     def __init__(

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from judgeforge.graders.service.settings import ServiceMode, ServiceSettings
+from judgeforge.graders.serving.settings import ServiceMode, ServiceSettings
 
 __all__ = [
     "ChatMessage", "ScoreItem", "ScoreOptions", "ScoreRequest", "BatchRequest", "ScoreResult",

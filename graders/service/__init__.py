@@ -1,9 +1,0 @@
-"""judgeforge.graders.service: the HTTP scoring API for a judge (``judgeforge serve``).
-
-    from judgeforge.graders.service.app import create_app
-    from judgeforge.graders.service.settings import ServiceSettings
-    app = create_app(ServiceSettings(api_key="..."), model)   # a FastAPI app
-
-Importing this package does not import FastAPI or uvicorn (``app`` and ``server`` do; they need
-the ``api`` or ``serve`` extra).
-"""

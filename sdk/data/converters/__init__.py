@@ -1,0 +1,5 @@
+"""Converters from real datasets' own formats to pointwise records.
+
+Each converter module exposes ``convert_<name>(path, ...) -> LoadResult`` and builds on the one
+row loop in :mod:`judgeforge.data.converters.base`.
+"""
