@@ -81,7 +81,9 @@ class PromptTemplate:
     ``<score>X</score>``; with several, one tag per dimension (``<helpfulness>X</helpfulness>``).
     ``max_query_chars``/``max_response_chars`` cut long texts with :func:`truncate_text` (each
     conversation turn separately): a judge trained on cut prompts must be graded with the same
-    limits, so they belong to the template that both training and grading use.
+    limits, so they belong to the template that both training and grading use. ``task`` is an
+    optional description of what the graded responses are for (e.g. "Summarise the article"),
+    written before the evaluation instructions.
     """
 
     dimensions: Mapping[str, Scale] = field(default_factory=lambda: {"helpfulness": DEFAULT_SCALE})
@@ -91,6 +93,7 @@ class PromptTemplate:
     descriptions: Mapping[str, str] = field(default_factory=dict)
     max_query_chars: int | None = None
     max_response_chars: int | None = None
+    task: str | None = None
 
     def __post_init__(self) -> None:
         if not self.dimensions:
@@ -138,7 +141,8 @@ class PromptTemplate:
         else:
             s = self.dimensions[dims[0]]
             head = f"Evaluate the {dims[0]} of the response below on a scale of {s.min}-{s.max}."
-        lines = [head]
+        lines = [f"Task: {n(self.task)}", ""] if self.task else []
+        lines.append(head)
         lines += [self._describe(d, self.dimensions[d]) for d in dims]
         if isinstance(query, str):
             lines += ["", "<query>", n(query, qmax), "</query>"]
