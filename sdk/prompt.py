@@ -16,8 +16,13 @@ from typing import Any, Mapping, Sequence
 
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
 
-__all__ = ["PromptTemplate", "build_messages", "build_record_messages", "query_of",
-           "neutralize_tags", "truncate_text", "DIMENSION_DESCRIPTIONS", "CONTROL_TAGS"]
+__all__ = ["PromptTemplate", "build_messages", "build_record_messages", "record_inputs",
+           "query_of", "neutralize_tags", "truncate_text", "DIMENSION_DESCRIPTIONS",
+           "CONTROL_TAGS", "TEMPLATE_VERSION"]
+
+# Bumped whenever the rendered text changes for the same settings: a judge card records the
+# version its judge was trained with.
+TEMPLATE_VERSION = 1
 
 # What each well-known dimension asks, low end and high end.
 DIMENSION_DESCRIPTIONS: dict[str, tuple[str, str, str]] = {
@@ -83,7 +88,12 @@ class PromptTemplate:
     conversation turn separately): a judge trained on cut prompts must be graded with the same
     limits, so they belong to the template that both training and grading use. ``task`` is an
     optional description of what the graded responses are for (e.g. "Summarise the article"),
-    written before the evaluation instructions.
+    written before the evaluation instructions. ``use_rubric``/``use_reference=False`` leave out
+    the per-row rubric/reference passed to :meth:`build` (the template's own ``rubric`` stays).
+
+    :meth:`record_messages` is the one path from a pointwise record to the judge's messages:
+    training rows, the runner, the endpoint and the benchmarks all go through it (or through
+    :func:`record_inputs` + :meth:`build`, which is the same thing).
     """
 
     dimensions: Mapping[str, Scale] = field(default_factory=lambda: {"helpfulness": DEFAULT_SCALE})
@@ -94,6 +104,8 @@ class PromptTemplate:
     max_query_chars: int | None = None
     max_response_chars: int | None = None
     task: str | None = None
+    use_rubric: bool = True
+    use_reference: bool = True
 
     def __post_init__(self) -> None:
         if not self.dimensions:
@@ -151,7 +163,9 @@ class PromptTemplate:
                                 for m in query)
             lines += ["", "<conversation>", convo, "</conversation>"]
         lines += ["", "<response>", n(response, self.max_response_chars), "</response>"]
-        rub = rubric if rubric is not None else self.rubric
+        rub = rubric if rubric is not None and self.use_rubric else self.rubric
+        if not self.use_reference:
+            reference = None
         if rub:
             lines += ["", "<rubric>", n(rub), "</rubric>"]
         if reference:
@@ -181,6 +195,40 @@ class PromptTemplate:
                                                                   reference=reference)})
         return messages
 
+    def record_messages(self, record: Any) -> list[dict[str, str]]:
+        """The judge messages for a pointwise record (or its dict form): the one record path."""
+        return self.build(**record_inputs(record))
+
+    def settings(self) -> dict[str, Any]:
+        """Every option but the dimensions, JSON-ready (the judge card's ``prompt`` entry)."""
+        return {"template_version": TEMPLATE_VERSION, "rubric": self.rubric,
+                "thinking": self.thinking, "system_prompt": self.system_prompt,
+                "descriptions": dict(self.descriptions), "task": self.task,
+                "max_query_chars": self.max_query_chars,
+                "max_response_chars": self.max_response_chars,
+                "use_rubric": self.use_rubric, "use_reference": self.use_reference}
+
+    @classmethod
+    def from_settings(cls, dimensions: Mapping[str, Scale],
+                      settings: Mapping[str, Any]) -> "PromptTemplate":
+        """The template :meth:`settings` describes; an unknown key or a newer template version
+        is a :class:`~judgeforge.errors.ConfigError` naming it."""
+        from judgeforge.errors import ConfigError
+
+        opts = dict(settings)
+        version = opts.pop("template_version", TEMPLATE_VERSION)
+        if not isinstance(version, int) or version > TEMPLATE_VERSION:
+            raise ConfigError(f"prompt.template_version is {version!r}; this judgeforge renders "
+                              f"template version {TEMPLATE_VERSION} (upgrade judgeforge)")
+        known = set(cls.__dataclass_fields__) - {"dimensions"}
+        unknown = sorted(set(opts) - known)
+        if unknown:
+            raise ConfigError(f"unknown prompt setting(s): {', '.join(unknown)}")
+        try:
+            return cls(dict(dimensions), **opts)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid prompt settings: {exc}") from exc
+
 
 def build_messages(query: str | Sequence[Mapping[str, Any]], response: str, *,
                    dimension: str = "helpfulness", scale: Scale = DEFAULT_SCALE,
@@ -205,13 +253,24 @@ def query_of(messages: Sequence[Mapping[str, Any]]) -> str | list[dict[str, str]
     return [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
 
 
-def build_record_messages(template: PromptTemplate, record: Any) -> list[dict[str, str]]:
-    """Judge messages for a :class:`~judgeforge.data.schema.PointwiseRecord` (or its dict form).
+def record_inputs(record: Any) -> dict[str, Any]:
+    """The grading inputs of a :class:`~judgeforge.data.schema.PointwiseRecord` (or its dict
+    form): ``query`` (:func:`query_of` the whole ``input``: a lone user turn is its text, a
+    system turn or several turns stay a conversation), ``response`` (the output's content; the
+    list form's one item), ``rubric``/``reference`` (``extra_info``'s, as text, None when absent).
 
-    ``extra_info.rubric`` and ``extra_info.reference`` are used when present.
+    These are the keywords a grader takes, and :meth:`PromptTemplate.build` turns them into the
+    judge messages: trainers and graders meet here.
     """
     data = record.to_dict() if hasattr(record, "to_dict") else dict(record)
     output = data["output"][0] if isinstance(data["output"], list) else data["output"]
     extra = data.get("extra_info") or {}
-    return template.build(query_of(data["input"]), str(output["content"]),
-                          rubric=extra.get("rubric"), reference=extra.get("reference"))
+    rubric, reference = extra.get("rubric"), extra.get("reference")
+    return {"query": query_of(data["input"]), "response": str(output["content"]),
+            "rubric": str(rubric) if rubric else None,
+            "reference": str(reference) if reference else None}
+
+
+def build_record_messages(template: PromptTemplate, record: Any) -> list[dict[str, str]]:
+    """Judge messages for a pointwise record: ``template.record_messages(record)``."""
+    return template.record_messages(record)
