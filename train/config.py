@@ -45,6 +45,9 @@ class DataSection(_Section):
     max_val_rows: int | None = Field(None, description="cap on validation rows (None = all)")
     balance_labels: bool = Field(False, description="resample training rows so every label is "
                                  "equally frequent")
+    group_key: str | None = Field(None, description="rows sharing extra_info[group_key] stay on "
+                                  "one side of the validation hold-out; empty = rows sharing "
+                                  "their query text do")
 
 
 class PromptSection(_Section):

@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "ColumnMapping": "judgeforge.data.converters.generic",
     "convert_generic": "judgeforge.data.converters.generic",
     "stratified_split": "judgeforge.data.split",
+    "group_split": "judgeforge.data.split",
     "split_file": "judgeforge.data.split",
 }
 

@@ -5,7 +5,7 @@
     judgeforge data convert prometheus FILE --out OUT [--dimension quality]
     judgeforge data convert generic FILE --out OUT --map query=COL --map response=COL \\
         --label DIM=COL [--scale 0-4]
-    judgeforge data split FILE --out-dir DIR [--test-size 0.2] [--seed 0]
+    judgeforge data split FILE --out-dir DIR [--test-size 0.2] [--seed 0] [--group-key KEY]
     judgeforge data info FILE
 
 Exit codes: 0 success, 1 invalid data (every bad row printed, no traceback), 2 usage.
@@ -130,7 +130,8 @@ def _cmd_split(args: argparse.Namespace) -> int:
         size = int(size)
     train, test = split_file(args.file, args.out_dir, test_size=size, seed=args.seed,
                              dimension=args.dimension, fmt=args.format,
-                             skip_invalid=args.skip_invalid)
+                             skip_invalid=args.skip_invalid, group_key=args.group_key,
+                             grouped=not args.by_row)
     print(f"wrote {train} and {test}")
     return 0
 
@@ -213,9 +214,11 @@ def register(subparsers: Any) -> None:
 
     _convert_parsers(sub)
 
-    sp = sub.add_parser("split", help="stratified, seeded train/test split",
+    sp = sub.add_parser("split", help="group-aware, stratified, seeded train/test split",
                         description="Split a file into DIR/train.* and DIR/test.*, stratified by "
-                                    "a label dimension; both keep the dataset info.",
+                                    "a label dimension; rows of one group (same query text, or "
+                                    "same extra_info[--group-key]) stay on one side; both keep "
+                                    "the dataset info.",
                         epilog=_EPILOG)
     sp.add_argument("file", help="a .parquet or .jsonl file")
     sp.add_argument("--test-size", type=float, default=0.2,
@@ -224,6 +227,11 @@ def register(subparsers: Any) -> None:
     sp.add_argument("--out-dir", required=True, help="directory for train.* and test.*")
     sp.add_argument("--dimension", default=None,
                     help="label dimension to stratify by (default: the first)")
+    sp.add_argument("--group-key", default=None, metavar="KEY",
+                    help="group rows by extra_info[KEY] (default: by the text of the query)")
+    sp.add_argument("--by-row", action="store_true",
+                    help="split row by row, ignoring groups (only for data whose rows share "
+                         "no query)")
     sp.add_argument("--format", choices=["parquet", "jsonl"], default=None,
                     help="output format (default: the input's)")
     sp.add_argument("--skip-invalid", action="store_true",

@@ -120,13 +120,15 @@ def balance(rows: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any
     return out
 
 
-def holdout(records: Sequence[PointwiseRecord], n_val: int, seed: int,
-            dimension: str) -> tuple[list[PointwiseRecord], list[PointwiseRecord]]:
-    """(train, val) with ``n_val`` validation records, stratified by label on ``dimension``."""
-    from judgeforge.data.split import stratified_split
+def holdout(records: Sequence[PointwiseRecord], n_val: int, seed: int, dimension: str,
+            group_key: str | None = None) -> tuple[list[PointwiseRecord], list[PointwiseRecord]]:
+    """(train, val) with about ``n_val`` validation records, stratified by label on
+    ``dimension``; no group (same query, or same ``extra_info[group_key]``) crosses."""
+    from judgeforge.data.split import group_split
 
     n_val = max(1, min(n_val, len(records) // 2))
-    return stratified_split(list(records), test_size=n_val, seed=seed, dimension=dimension)
+    return group_split(list(records), test_size=n_val, seed=seed, group_key=group_key,
+                       dimension=dimension)
 
 
 def _load(paths: Sequence[str], cfg: TrainConfig) -> tuple[list[PointwiseRecord], DatasetInfo]:
@@ -150,7 +152,8 @@ def load_dataset(cfg: TrainConfig, train_records: Sequence[PointwiseRecord] | No
                  info: DatasetInfo | None = None) -> Dataset:
     """Rows from ``cfg.data`` files, or from records passed in memory (tests, benchmarks).
 
-    Without validation data, ``cpu.eval_rows`` training records are held out (stratified).
+    Without validation data, about ``cpu.eval_rows`` training records are held out (stratified,
+    whole groups: :func:`holdout`).
     """
     if train_records is None:
         if not cfg.data.train_files:
@@ -165,7 +168,8 @@ def load_dataset(cfg: TrainConfig, train_records: Sequence[PointwiseRecord] | No
     dim, scale = pick_dimension(cfg, info)
     train_records = list(train_records)
     if val_records is None:
-        train_records, val_records = holdout(train_records, cfg.cpu.eval_rows, cfg.seed, dim)
+        train_records, val_records = holdout(train_records, cfg.cpu.eval_rows, cfg.seed, dim,
+                                             cfg.data.group_key)
     rng = random.Random(cfg.seed)
     if cfg.data.max_train_rows and len(train_records) > cfg.data.max_train_rows:
         train_records = rng.sample(train_records, cfg.data.max_train_rows)
