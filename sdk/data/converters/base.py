@@ -16,7 +16,7 @@ from judgeforge.data.schema import DatasetInfo, PointwiseRecord
 from judgeforge.data.validate import RawRow, RowError, format_errors, validate_one
 from judgeforge.errors import DataError
 
-__all__ = ["Converted", "RowProblem", "convert_rows", "finish_conversion"]
+__all__ = ["Converted", "RowProblem", "convert_rows", "finish_conversion", "merge_results"]
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +95,13 @@ def convert_rows(
             errors.extend(result)
     return finish_conversion(records, errors, info, total=total, skip_invalid=skip_invalid,
                              source=source)
+
+
+def merge_results(results: list[LoadResult]) -> LoadResult:
+    """Several converted files of one dataset as one result: records in order, the first
+    file's info, every error and skipped count (e.g. the four FeedbackQA test files)."""
+    if not results:
+        raise ValueError("merge_results needs at least one result")
+    return LoadResult([r for res in results for r in res.records], results[0].info,
+                      [e for res in results for e in res.errors],
+                      sum(res.skipped for res in results))
