@@ -3,6 +3,9 @@
     judgeforge data validate FILE [--scale 1-5 | --scale DIM=MIN-MAX ...]
     judgeforge data convert helpsteer2 [SOURCE] --out OUT [--split train]
     judgeforge data convert prometheus FILE --out OUT [--dimension quality]
+    judgeforge data convert judge-bench FILE --out OUT [--metric Relevance]
+    judgeforge data convert feedbackqa FILE [FILE ...] --out OUT
+    judgeforge data convert lamp FILE --out OUT
     judgeforge data convert generic FILE --out OUT --map query=COL --map response=COL \\
         --label DIM=COL [--scale 0-4]
     judgeforge data split FILE --out-dir DIR [--test-size 0.2] [--seed 0] [--group-key KEY]
@@ -60,6 +63,9 @@ def _report(result: Any, out: str) -> None:
     dims = ", ".join(f"{d} {s}" for d, s in result.info.dimensions.items())
     print(f"wrote {len(result.records)} records to {out} (skipped {result.skipped}; "
           f"dimensions: {dims})")
+    for dim in result.info.dimensions:
+        spread = Counter(r.label[dim] for r in result.records if dim in r.label)
+        print(f"label spread {dim}: " + json.dumps({str(k): spread[k] for k in sorted(spread)}))
 
 
 def _guard(func: Any) -> Any:
@@ -108,6 +114,35 @@ def _cmd_prometheus(args: argparse.Namespace) -> int:
 
     result = convert_prometheus(args.file, dimension=args.dimension,
                                 data_source=args.data_source, skip_invalid=args.skip_invalid)
+    _report(result, args.out)
+    return 0
+
+
+def _cmd_judge_bench(args: argparse.Namespace) -> int:
+    from judgeforge.data.converters.judge_bench import convert_judge_bench
+
+    result = convert_judge_bench(args.file, metric=args.metric, data_source=args.data_source,
+                                 skip_invalid=args.skip_invalid)
+    _report(result, args.out)
+    return 0
+
+
+def _cmd_feedbackqa(args: argparse.Namespace) -> int:
+    from judgeforge.data.converters.base import merge_results
+    from judgeforge.data.converters.feedbackqa import convert_feedbackqa
+
+    result = merge_results([convert_feedbackqa(f, dimension=args.dimension,
+                                               skip_invalid=args.skip_invalid)
+                            for f in args.files])
+    _report(result, args.out)
+    return 0
+
+
+def _cmd_lamp(args: argparse.Namespace) -> int:
+    from judgeforge.data.converters.lamp import convert_lamp
+
+    result = convert_lamp(args.file, dimension=args.dimension, data_source=args.data_source,
+                          skip_invalid=args.skip_invalid)
     _report(result, args.out)
     return 0
 
@@ -176,6 +211,41 @@ def _convert_parsers(sub: Any) -> None:
                     help="data_source of the records (default prometheus/<file stem>)")
     _add_out(pr)
     pr.set_defaults(func=_guard(_cmd_prometheus))
+
+    jb = kinds.add_parser("judge-bench", help="a JUDGE-BENCH human-rated set (graded metric)",
+                          description="JUDGE-BENCH {annotations, instances} file -> records for "
+                                      "one graded metric; label = mean of the individual human "
+                                      "scores rounded half up (kept in extra_info.rater_scores);"
+                                      " the instance text is split into query and response.")
+    jb.add_argument("file", help="e.g. newsroom.json or roscoe-gsm8k-overall.json (.gz too)")
+    jb.add_argument("--metric", default=None,
+                    help="graded metric to convert, e.g. Relevance or 'Overall Quality' "
+                         "(default: the file's first graded metric)")
+    jb.add_argument("--data-source", default=None,
+                    help="data_source of the records (default judge-bench/<file stem>)")
+    _add_out(jb)
+    jb.set_defaults(func=_guard(_cmd_judge_bench))
+
+    fq = kinds.add_parser("feedbackqa", help="FeedbackQA rated answers (0-3)",
+                          description="FeedbackQA feedback_<split>.json files -> one record "
+                                      "file; label = mean of the ratings (Bad 0 .. Excellent 3) "
+                                      "rounded half up; ratings, explanations and the question "
+                                      "(group key) go to extra_info.")
+    fq.add_argument("files", nargs="+",
+                    help="one or more <domain>_feedback_<split>.json files (.gz too)")
+    fq.add_argument("--dimension", default="quality", help="name of the label dimension")
+    _add_out(fq)
+    fq.set_defaults(func=_guard(_cmd_feedbackqa))
+
+    la = kinds.add_parser("lamp", help="LAMP-R expert-rated paragraphs (1-10)",
+                          description="LAMP-R chat rows -> records (the paragraph is the "
+                                      "response); draft/edit twins share extra_info.pair.")
+    la.add_argument("file", help="LAMP-R test/train JSON lines (.gz too)")
+    la.add_argument("--dimension", default="quality", help="name of the label dimension")
+    la.add_argument("--data-source", default=None,
+                    help="data_source of the records (default lamp-r/<split>)")
+    _add_out(la)
+    la.set_defaults(func=_guard(_cmd_lamp))
 
     ge = kinds.add_parser("generic", help="any JSONL/JSON/CSV/Parquet table by column mapping",
                           description="A flat table -> records, mapping columns to roles.")
