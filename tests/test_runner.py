@@ -133,11 +133,14 @@ async def test_pointwise_records_through_record_mapper() -> None:
                   {"role": "assistant", "content": "a"}, {"role": "user", "content": "last"}],
         "output": {"content": "resp", "label": {"helpfulness": 3}}, "data_source": "t",
         "extra_info": {"rubric": "be kind", "reference": "ref"}})
-    assert record_mapper(rec) == {"query": "last", "response": "resp", "rubric": "be kind",
-                                  "reference": "ref"}
+    # the whole conversation, as the trainers render it (not only the last user turn)
+    assert record_mapper(rec) == {"query": [m.model_dump() for m in rec.input],
+                                  "response": "resp", "rubric": "be kind", "reference": "ref"}
     assert record_mapper(rec.to_dict()) == record_mapper(rec)
+    single = rec.model_copy(update={"input": rec.input[3:], "extra_info": None})
+    assert record_mapper(single) == {"query": "last", "response": "resp"}
     out = (await GradingRunner({"g": (LengthGrader(), record_mapper)}, show_progress=False)
-           .arun([rec, rec.to_dict()]))["g"]
+           .arun([single, single.to_dict()]))["g"]
     assert [r.reason for r in out] == ["q=last", "q=last"]
 
 

@@ -14,7 +14,7 @@ from judgeforge.errors import ConfigError
 from judgeforge.train import TrainConfig, compute_score, explain
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "train" / "configs"
+CONFIGS = ROOT / "train" / "presets"
 
 
 def _record(i: int, label: int, response: str = "An answer.") -> PointwiseRecord:
@@ -104,8 +104,11 @@ def test_make_rows_builds_prompt_label_and_reward_spec() -> None:
 def test_make_rows_rejects_out_of_scale_labels() -> None:
     from judgeforge.train.cpu.data import make_rows
 
-    with pytest.raises(ConfigError):
-        make_rows([_record(0, 7)], TrainConfig.for_cpu(), "quality", Scale(min=1, max=5))
+    from judgeforge.errors import DataError
+
+    with pytest.raises(DataError, match="row 1: output.label.quality: 7 is outside the scale"):
+        make_rows([_record(0, 4), _record(1, 7)], TrainConfig.for_cpu(), "quality",
+                  Scale(min=1, max=5))
 
 
 def test_balance_draws_labels_equally() -> None:

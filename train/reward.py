@@ -10,8 +10,9 @@ The returned dict has the same keys on every call (verl logs each key as a metri
 label), ``abs_error`` (the worst possible error when unparsed), ``accuracy`` (exact match),
 ``within1``, ``parsed`` (1/0).
 
-What the row says about itself travels in ``extra_info["judgeforge"]`` (written by the project's
-dataset classes): ``{"dimensions": {"helpfulness": [0, 4]}, "reward": "exp_decay", "k": 2.0}``.
+What the row says about itself travels in ``extra_info["judgeforge"]``, a
+:class:`~judgeforge.train.rows.RowSpec` written by :func:`judgeforge.train.rows.build_rows`
+(both backends): ``{"dimensions": {"helpfulness": [0, 4]}, "reward": "exp_decay", "k": 2.0}``.
 Keyword arguments (verl's ``reward_kwargs``) override it.
 """
 
@@ -23,6 +24,7 @@ from typing import Any, Mapping
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
 from judgeforge.parsing import ParsedScore, parse_score
 from judgeforge.rewards import get_reward_function
+from judgeforge.train.rows import read_row_spec
 
 __all__ = ["compute_score", "row_spec", "REWARD_KEYS"]
 
@@ -45,7 +47,8 @@ def _labels(ground_truth: Any) -> dict[str, int]:
 def row_spec(extra_info: Mapping[str, Any] | None, labels: Mapping[str, int],
              overrides: Mapping[str, Any]) -> tuple[dict[str, Scale], str, dict[str, Any]]:
     """(dimension -> scale, reward name, reward params) for one row."""
-    spec = dict((extra_info or {}).get("judgeforge") or {})
+    found = read_row_spec(extra_info)
+    spec: dict[str, Any] = dict(found) if found is not None else {}
     spec.update({k: v for k, v in overrides.items() if k in ("dimensions", "reward", "k")})
     dims_raw = spec.get("dimensions")
     if dims_raw:

@@ -82,25 +82,19 @@ def apply_mapper(row: Any, mapper: Mapper) -> dict[str, Any]:
 
 
 def record_mapper(row: Any) -> dict[str, Any]:
-    """Keywords for a pointwise record (or its dict form).
-
-    ``query`` is the last user turn, ``response`` the output content, ``rubric``/``reference``
-    come from ``extra_info`` when present.
+    """Keywords for a pointwise record (or its dict form):
+    :func:`judgeforge.prompt.record_inputs`, the same inputs the trainers render (``query`` is
+    the whole conversation unless it is one user turn; ``rubric``/``reference`` from
+    ``extra_info``, left out when absent).
     """
-    data = row.model_dump(mode="json") if hasattr(row, "model_dump") else row
+    from judgeforge.prompt import record_inputs
+
     try:
-        output = data["output"]
-        output = output[0] if isinstance(output, list) else output
-        users = [m for m in data["input"] if m.get("role") == "user"]
-        kw: dict[str, Any] = {"query": users[-1]["content"], "response": output["content"]}
-    except (KeyError, IndexError, TypeError) as exc:
-        raise MappingError(f"not a pointwise record (needs input with a user turn and "
+        kw = record_inputs(row)
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise MappingError(f"not a pointwise record (needs input messages and "
                            f"output.content): {type(exc).__name__}: {exc}") from exc
-    extra = data.get("extra_info") or {}
-    for name in ("rubric", "reference"):
-        if extra.get(name) is not None:
-            kw[name] = extra[name]
-    return kw
+    return {k: v for k, v in kw.items() if v is not None}
 
 
 @dataclass

@@ -1,10 +1,12 @@
 """Records -> the rows the CPU backend trains and evaluates on.
 
-A row is a plain dict: ``prompt`` (chat messages built with the project's
-:class:`~judgeforge.prompt.PromptTemplate`), ``completion`` (the SFT target ``<score>y</score>``),
-``label`` (int), ``ground_truth`` (the label, what ``compute_score`` reads) and ``extra_info``
-(``{"judgeforge": {"dimensions": {dim: [min, max]}, "reward": name, "k": k}}``), so TRL hands
-the same columns to the reward function that verl hands to ``compute_score``.
+Rows come from :func:`judgeforge.train.rows.build_rows` (shared with verl's dataset class) in
+the CPU layout (:meth:`~judgeforge.train.rows.TrainRow.cpu_row`): ``prompt`` (the judge
+messages, :meth:`PromptTemplate.record_messages`), ``completion`` (the SFT target
+``<score>y</score>``), ``label`` (int), ``ground_truth`` (the label, what ``compute_score``
+reads), ``data_source`` and ``extra_info`` (``index``, ``id`` and the typed
+``judgeforge`` :class:`~judgeforge.train.rows.RowSpec`), so TRL hands the same columns to the
+reward function that verl hands to ``compute_score``.
 
 The CPU backend trains one dimension at a time: ``data.dimension`` or the data's only one.
 """
@@ -13,17 +15,18 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from judgeforge.data.schema import DatasetInfo, PointwiseRecord, Scale
 from judgeforge.errors import ConfigError
-from judgeforge.prompt import PromptTemplate, build_record_messages
+from judgeforge.prompt import PromptTemplate
 
 from ..config import TrainConfig
+from ..rows import balance, build_rows, training_template
 
-__all__ = ["Dataset", "load_dataset", "make_rows", "balance", "holdout"]
+__all__ = ["Dataset", "load_dataset", "make_rows", "template_for", "balance", "holdout"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ class Dataset:
     val: list[dict[str, Any]]
     dimension: str
     scale: Scale
+    template: PromptTemplate
 
     def labels(self, split: str = "train") -> list[int]:
         return [r["label"] for r in getattr(self, split)]
@@ -44,20 +48,6 @@ class Dataset:
         """The training labels' median (the best constant predictor for MAE)."""
         labels = sorted(self.labels("train"))
         return labels[(len(labels) - 1) // 2]
-
-
-def _prompt_fields(record: PointwiseRecord, cfg: TrainConfig) -> dict[str, Any]:
-    """The record's dict without the rubric/reference the prompt options leave out (long texts
-    are cut by the template: ``prompt.max_query_chars``/``max_response_chars``)."""
-    data = record.to_dict()
-    p = cfg.prompt
-    extra = dict(data.get("extra_info") or {})
-    if not p.use_rubric:
-        extra.pop("rubric", None)
-    if not p.use_reference:
-        extra.pop("reference", None)
-    data["extra_info"] = extra
-    return data
 
 
 def pick_dimension(cfg: TrainConfig, info: DatasetInfo) -> tuple[str, Scale]:
@@ -73,51 +63,18 @@ def pick_dimension(cfg: TrainConfig, info: DatasetInfo) -> tuple[str, Scale]:
     return dim, scale
 
 
+def template_for(cfg: TrainConfig, dimension: str, scale: Scale) -> PromptTemplate:
+    """The prompt template the CPU backend trains ``dimension`` with (``cfg.prompt``)."""
+    return training_template({dimension: scale}, cfg.prompt.model_dump())
+
+
 def make_rows(records: Sequence[PointwiseRecord], cfg: TrainConfig, dimension: str,
-              scale: Scale) -> list[dict[str, Any]]:
-    """Prompt/label rows for ``dimension``; records without that label are left out."""
-    template = PromptTemplate({dimension: scale}, thinking=cfg.prompt.thinking,
-                              system_prompt=cfg.prompt.system_prompt,
-                              max_query_chars=cfg.prompt.max_query_chars,
-                              max_response_chars=cfg.prompt.max_response_chars)
-    spec = {"dimensions": {dimension: [scale.min, scale.max]}, "reward": cfg.reward.name,
-            "k": cfg.reward.k}
-    rows: list[dict[str, Any]] = []
-    for rec in records:
-        label = rec.label.get(dimension)
-        if label is None:
-            continue
-        if label not in scale:
-            raise ConfigError(f"record {rec.id!r}: label {label} is outside the scale {scale}")
-        rows.append({
-            "prompt": build_record_messages(template, _prompt_fields(rec, cfg)),
-            "completion": f"<score>{label}</score>",
-            "label": int(label),
-            "ground_truth": int(label),
-            "data_source": rec.data_source,
-            "extra_info": {"judgeforge": spec},
-        })
-    return rows
-
-
-def balance(rows: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
-    """``n`` rows drawn round-robin over labels (each label equally often, with repeats)."""
-    by_label: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        by_label[r["label"]].append(r)
-    rng = random.Random(seed)
-    pools = {k: [] for k in by_label}
-    out: list[dict[str, Any]] = []
-    labels = sorted(by_label)
-    while len(out) < n:
-        for k in labels:
-            if not pools[k]:
-                pools[k] = list(by_label[k])
-                rng.shuffle(pools[k])
-            out.append(pools[k].pop())
-    out = out[:n]
-    rng.shuffle(out)
-    return out
+              scale: Scale, what: str = "data") -> list[dict[str, Any]]:
+    """Prompt/label rows for ``dimension``; a record without that label or with one outside
+    ``scale`` is a row error (:class:`~judgeforge.errors.DataError`), never dropped."""
+    rows = build_rows(records, template_for(cfg, dimension, scale), reward=cfg.reward.name,
+                      k=cfg.reward.k, what=what)
+    return [r.cpu_row() for r in rows]
 
 
 def holdout(records: Sequence[PointwiseRecord], n_val: int, seed: int, dimension: str,
@@ -177,8 +134,9 @@ def load_dataset(cfg: TrainConfig, train_records: Sequence[PointwiseRecord] | No
     cap = min(x for x in (cfg.data.max_val_rows, cfg.cpu.eval_rows) if x)
     if len(val_records) > cap:
         val_records = rng.sample(val_records, cap)
-    ds = Dataset(make_rows(train_records, cfg, dim, scale), make_rows(val_records, cfg, dim,
-                                                                           scale), dim, scale)
+    ds = Dataset(make_rows(train_records, cfg, dim, scale, "training data"),
+                 make_rows(val_records, cfg, dim, scale, "validation data"), dim, scale,
+                 template_for(cfg, dim, scale))
     if not ds.train or not ds.val:
         raise ConfigError(f"need training and validation rows for {dim!r}: got "
                           f"{len(ds.train)} and {len(ds.val)}")

@@ -4,9 +4,11 @@ Wire it with ``data.custom_cls.path=pkg://judgeforge.train.verl.dataset`` and
 ``data.custom_cls.name=PointwiseJudgeDataset`` (``build_overrides`` does). It imports verl, so
 only verl's environment (``.venv-verl``, the Ray workers) imports this module.
 
-Each pointwise record (see :mod:`judgeforge.data.schema`) becomes one verl row::
+Each pointwise record (see :mod:`judgeforge.data.schema`) becomes one verl row, built by
+:func:`judgeforge.train.rows.build_rows` (the CPU backend's builder too; same prompt, same label
+rules, same balancing)::
 
-    {"prompt": [chat messages built by PromptTemplate],          # data.prompt_key
+    {"prompt": [PromptTemplate.record_messages(record)],          # data.prompt_key
      "data_source": record.data_source,
      "ability": "judge",
      "reward_model": {"style": "rule", "ground_truth": {dim: label, ...}},
@@ -27,10 +29,9 @@ chosen when verl's own ``data.filter_overlong_prompts`` is true). verl's own fil
 
 from __future__ import annotations
 
-import json
 import logging
-import random
 import statistics
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -41,13 +42,16 @@ from verl.utils.dataset.rl_dataset import RLHFDataset
 from verl.utils.tokenizer import normalize_token_ids
 
 from judgeforge.data.io import load_records
-from judgeforge.data.keys import record_key
-from judgeforge.data.schema import DatasetInfo, PointwiseRecord, Scale
-from judgeforge.data.validate import RowError, format_errors
+from judgeforge.data.schema import DatasetInfo, Scale
 from judgeforge.errors import ConfigError, DataError
-from judgeforge.prompt import PromptTemplate, query_of
+from judgeforge.prompt import PromptTemplate
+from judgeforge.train.rows import TrainRow, balance, build_rows, training_template
 
-__all__ = ["PointwiseJudgeDataset", "DatasetOptions", "merge_infos", "record_to_row"]
+__all__ = ["PointwiseJudgeDataset", "DatasetOptions", "merge_infos"]
+
+# DatasetOptions fields that are prompt settings (the rest: labels, reward, row policy)
+_PROMPT_OPTIONS = ("thinking", "use_rubric", "use_reference", "system_prompt",
+                   "max_query_chars", "max_response_chars")
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +96,10 @@ class DatasetOptions:
                               f"{opts.overlong!r}")
         return opts
 
+    def template(self, dimensions: dict[str, Scale]) -> PromptTemplate:
+        """The prompt template these options describe, for ``dimensions``."""
+        return training_template(dimensions, {k: getattr(self, k) for k in _PROMPT_OPTIONS})
+
 
 def merge_infos(infos: list[DatasetInfo]) -> DatasetInfo:
     """One info for several files: the union of dimensions; a scale conflict is an error."""
@@ -115,53 +123,6 @@ def _chosen(info: DatasetInfo, dimension: str | None) -> dict[str, Scale]:
     return {dimension: info.dimensions[dimension]}
 
 
-def record_to_row(rec: PointwiseRecord, index: int, template: PromptTemplate,
-                  opts: DatasetOptions) -> dict[str, Any] | RowError:
-    """One verl row for ``rec``, or a RowError when it has no label for any chosen dimension."""
-    dims = template.dimensions
-    truth = {d: int(rec.label[d]) for d in dims if d in rec.label}
-    if not truth:
-        return RowError(index, None, "output.label",
-                        f"no label for {', '.join(dims)} (labels: {', '.join(rec.label)})")
-    extra = rec.extra_info or {}
-    rubric = extra.get("rubric") if opts.use_rubric else None
-    reference = extra.get("reference") if opts.use_reference else None
-    messages = template.build(query_of([m.model_dump() for m in rec.input]), rec.response,
-                              rubric=str(rubric) if rubric else None,
-                              reference=str(reference) if reference else None)
-    info: dict[str, Any] = {
-        "index": index,
-        "id": record_key(rec),
-        "judgeforge": {"dimensions": {d: [s.min, s.max] for d, s in dims.items()},
-                       "reward": opts.reward, "k": float(opts.k)},
-    }
-    if extra:
-        info["source_extra"] = json.dumps(extra, ensure_ascii=False, default=str)
-    return {"prompt": messages, "data_source": rec.data_source, "ability": "judge",
-            # every chosen dimension is a key (None when unlabelled) so Arrow sees one struct
-            "reward_model": {"style": "rule", "ground_truth": {d: truth.get(d) for d in dims}},
-            "extra_info": info}
-
-
-def _balance(rows: list[dict[str, Any]], dim: str, seed: int) -> list[dict[str, Any]]:
-    """Oversample so every label of ``dim`` is as frequent as the most frequent one."""
-    groups: dict[int, list[dict[str, Any]]] = {}
-    for row in rows:
-        label = row["reward_model"]["ground_truth"].get(dim)
-        groups.setdefault(-1 if label is None else label, []).append(row)
-    top = max(len(g) for g in groups.values())
-    rng = random.Random(seed)
-    out: list[dict[str, Any]] = []
-    for label in sorted(groups):
-        group = groups[label]
-        extra = [group[i % len(group)] for i in range(top - len(group))]
-        out += group + extra
-    rng.shuffle(out)
-    before = {k: len(v) for k, v in sorted(groups.items())}
-    _report(f"balanced labels of {dim!r}: {before} -> {top} each ({len(out)} rows)")
-    return out
-
-
 def _report(message: str) -> None:
     log.info(message)
     print(f"[judgeforge] {message}", flush=True)
@@ -179,18 +140,10 @@ class PointwiseJudgeDataset(RLHFDataset):
         opts = DatasetOptions.from_data_config(self.config)
         loaded = [load_records(path, scale=opts.scale) for path in self.data_files]
         info = merge_infos([res.info for res in loaded])
-        template = PromptTemplate(dimensions=_chosen(info, opts.dimension),
-                                  thinking=opts.thinking, system_prompt=opts.system_prompt,
-                                  max_query_chars=opts.max_query_chars,
-                                  max_response_chars=opts.max_response_chars)
+        template = opts.template(_chosen(info, opts.dimension))
         records = [rec for res in loaded for rec in res.records]
-        rows, errors = [], []
-        for i, rec in enumerate(records):
-            row = record_to_row(rec, i, template, opts)
-            (errors if isinstance(row, RowError) else rows).append(row)
-        if errors:
-            raise DataError(f"{len(errors)} of {len(records)} rows have no label to train on:\n"
-                            f"{format_errors(errors)}", errors)
+        rows: list[TrainRow] = build_rows(records, template, reward=opts.reward, k=opts.k,
+                                          what=", ".join(map(str, self.data_files)))
         if not rows:
             raise DataError(f"no rows in {', '.join(map(str, self.data_files))}")
         total = len(rows)
@@ -203,8 +156,11 @@ class PointwiseJudgeDataset(RLHFDataset):
             rows = [rows[i] for i in keep]
             _report(f"kept {len(rows)} of {total} rows (max_samples)")
         if opts.balance_labels and self._is_train():
-            rows = _balance(rows, next(iter(template.dimensions)), int(self.seed or 0))
-        self.dataframe = datasets.Dataset.from_list(rows)
+            before = dict(sorted(Counter(r.first_label for r in rows).items()))
+            rows = balance(rows, None, int(self.seed or 0), key=lambda r: r.first_label)
+            _report(f"balanced labels of {next(iter(template.dimensions))!r}: {before} -> "
+                    f"{len(rows) // len(before)} each ({len(rows)} rows)")
+        self.dataframe = datasets.Dataset.from_list([r.verl_row() for r in rows])
         dims = ", ".join(f"{d} {s}" for d, s in template.dimensions.items())
         _report(f"{len(rows)} rows from {len(self.data_files)} file(s); dimensions: {dims}; "
                 f"reward {opts.reward}")
