@@ -24,8 +24,8 @@ from typing import Any
 
 from judgeforge.data.converters.base import RowProblem, convert_rows
 from judgeforge.data.converters.prometheus import round_half_up
-from judgeforge.data.converters.sources import iter_source_rows, plain_name
-from judgeforge.data.io import LoadResult
+from judgeforge.data.converters.sources import plain_name
+from judgeforge.data.io import LoadResult, iter_raw_rows
 from judgeforge.data.schema import DatasetInfo, Scale
 from judgeforge.data.validate import RawRow
 
@@ -127,7 +127,7 @@ def convert_feedbackqa(
     """
     if isinstance(source, (str, os.PathLike)):
         domain, split = _domain_split(source)
-        rows: Iterable[RawRow] = iter_source_rows(source)
+        rows: Iterable[RawRow] = iter_raw_rows(source)
         where = str(source)
         data_source = data_source or f"feedbackqa/{domain}-{split}"
     else:

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from judgeforge.data.converters.base import Converted, RowProblem, convert_rows
-from judgeforge.data.converters.sources import iter_source_rows, plain_name
-from judgeforge.data.io import LoadResult
+from judgeforge.data.converters.sources import plain_name
+from judgeforge.data.io import LoadResult, iter_raw_rows
 from judgeforge.data.schema import DatasetInfo, Scale
 from judgeforge.data.validate import RawRow, RowError, coerce_score
 
@@ -154,7 +154,7 @@ def convert_lamp(
     ``extra_info.pair``. Raises DataError naming every bad row unless ``skip_invalid``.
     """
     if isinstance(source, (str, os.PathLike)):
-        rows: Iterable[RawRow] = iter_source_rows(source)
+        rows: Iterable[RawRow] = iter_raw_rows(source)
         where = str(source)
         data_source = data_source or f"lamp-r/{_split_name(source)}"
     else:

@@ -1,7 +1,8 @@
-"""Reading a converter's source file, plain or gzip-compressed (``.json.gz``, ``.jsonl.gz``).
+"""A converter's whole-document source (e.g. JUDGE-BENCH's ``{annotations, instances}``), plain or
+gzip-compressed (``.json.gz``), and file names without ``.gz``.
 
-The shipped suite data (``judgeforge/datasets/``) is compressed; the converters read it through
-these two functions so the rest of the data layer keeps reading plain files only.
+Row files (JSON lists, JSONL) are read by :func:`judgeforge.data.io.iter_raw_rows`, which reads
+``.gz`` too; the shipped suite data (``judgeforge/datasets/``) is compressed.
 """
 
 from __future__ import annotations
@@ -9,16 +10,13 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from judgeforge.data.io import iter_raw_rows
-from judgeforge.data.validate import RawRow, RowError
+from judgeforge.data.validate import RowError
 from judgeforge.errors import DataError
 
-__all__ = ["is_gzip", "iter_source_rows", "load_source_json", "plain_name"]
+__all__ = ["is_gzip", "load_source_json", "plain_name"]
 
 
 def is_gzip(path: str | os.PathLike[str]) -> bool:
@@ -58,20 +56,3 @@ def load_source_json(path: str | os.PathLike[str]) -> Any:
         raise DataError(f"{p}: invalid JSON: {exc}",
                         [RowError(None, None, None, f"invalid JSON: {exc}")]) from None
 
-
-def iter_source_rows(path: str | os.PathLike[str]) -> Iterator[RawRow]:
-    """The raw rows of a JSON-list or JSONL file, plain or ``.gz`` (read by ``iter_raw_rows``).
-
-    A ``.gz`` file is decompressed to a temporary file with the inner suffix, so row indexes,
-    line numbers and errors are exactly those of the plain file.
-    """
-    p = Path(path)
-    if not is_gzip(p):
-        yield from iter_raw_rows(p)
-        return
-    suffix = Path(plain_name(p)).suffix or ".jsonl"
-    data = _read_bytes(p)
-    with tempfile.TemporaryDirectory(prefix="judgeforge-src-") as tmp:
-        plain = Path(tmp) / ("source" + suffix)
-        plain.write_bytes(data)
-        yield from iter_raw_rows(plain)
