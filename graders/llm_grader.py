@@ -32,7 +32,8 @@ from judgeforge.data.schema import DEFAULT_SCALE, Scale
 from judgeforge.errors import ConfigError, JudgeforgeError, ModelError
 from judgeforge.graders.base import BaseGrader
 from judgeforge.models.base import ChatModel, ChatResponse, TokenLogprob
-from judgeforge.parsing import ParseFailure, ParseFailureKind, ParsedScore, parse_score
+from judgeforge.parsing import (ParseFailure, ParseFailureKind, ParsedScore, checked_logprob,
+                                parse_score)
 from judgeforge.prompt import PromptTemplate
 from judgeforge.graders.results import GraderError, GraderResult, GraderScore
 
@@ -59,7 +60,7 @@ def _digit_distribution(first: TokenLogprob, scale: Scale) -> dict[int, float]:
     for token, logprob in top.items():
         text = token.strip()
         if len(text) == 1 and text.isdigit() and int(text) in scale:
-            mass[int(text)] = mass.get(int(text), 0.0) + math.exp(logprob)
+            mass[int(text)] = mass.get(int(text), 0.0) + math.exp(checked_logprob(logprob, token))
     return mass
 
 

@@ -11,6 +11,7 @@ catch the project's errors without catching programming bugs.
     └── ModelError               a call to a model failed (after retries, if retryable)
         ├── ModelConnectionError     the server could not be reached
         ├── ModelTimeoutError        the call timed out
+        ├── ModelResponseError       the server's reply is malformed (bad upstream: HTTP 502)
         └── ModelStatusError         the server answered with an HTTP error status
             └── ModelRateLimitError  HTTP 429
 """
@@ -28,6 +29,7 @@ __all__ = [
     "ModelError",
     "ModelConnectionError",
     "ModelTimeoutError",
+    "ModelResponseError",
     "ModelStatusError",
     "ModelRateLimitError",
 ]
@@ -97,6 +99,10 @@ class ModelConnectionError(ModelError):
 
 class ModelTimeoutError(ModelError):
     """The model call did not finish within its timeout."""
+
+
+class ModelResponseError(ModelError):
+    """The server answered, but its reply is unusable (no choices, a non-finite logprob...)."""
 
 
 class ModelStatusError(ModelError):

@@ -8,26 +8,64 @@ Guarantees (tested, see tests/test_parsing.py):
 - X must be an integer (``3`` or ``3.0``); anything else is ``not_integer``. A value outside the
   scale is ``out_of_range``. No tag is ``no_score``. Several dimensions use one tag each
   (``<helpfulness>3</helpfulness>``); a missing one is ``missing_dimension``.
+- A number of any length is read without overflow: more than 18 digits is ``out_of_range``.
 - A failure is a :class:`ParseFailure` value. It is never turned into a score, and never 0.
+- :func:`finite_score` is the one check that a number made into a score (an expected score, a
+  label, a stored result) is a finite real number.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping, Union
+from typing import Any, Mapping, Union
 
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
+from judgeforge.errors import DataError, ModelResponseError
 
 __all__ = ["ParsedScore", "ParseFailure", "ParseFailureKind", "ParseResult", "parse_score",
-           "strip_thinking"]
+           "strip_thinking", "finite_score", "checked_logprob"]
 
 _THINK_BLOCK = re.compile(r"<\s*think\s*>.*?<\s*/\s*think\s*>", re.IGNORECASE | re.DOTALL)
 _THINK_OPEN = re.compile(r"<\s*think\s*>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"<\s*/\s*think\s*>", re.IGNORECASE)
 _INTEGER = re.compile(r"[+-]?\d+(?:\.0+)?")
+_MAX_DIGITS = 18  # every scale fits; longer numbers are out of range without building them
+
+
+def finite_score(value: Any, *, what: str = "score") -> float:
+    """``value`` as a float when it is a finite real number (not a bool, NaN, inf or text).
+
+    Anything else is a :class:`~judgeforge.errors.DataError` naming ``what``: the one check
+    where scores are made (expected scores, labels, stored results), so NaN never travels on.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise DataError(f"{what}: {str(value)[:40]!r} is not a number")
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        raise DataError(f"{what}: a {int(value).bit_length()}-bit number is not a usable score"
+                        ) from None
+    if not math.isfinite(number):
+        raise DataError(f"{what}: {number} is not a finite number")
+    return number
+
+
+def checked_logprob(value: object, token: str) -> float:
+    """A log-probability from a server: finite and at most 0 (a rounding excess of 1e-3 is
+    taken as 0), else :class:`ModelResponseError` (a NaN or 1000 must not become a score)."""
+    try:
+        number = finite_score(value, what=f"logprob of token {token!r}")
+    except DataError as exc:
+        raise ModelResponseError(f"the server returned an unusable {exc}") from None
+    if number > 1e-3:
+        raise ModelResponseError(f"the server returned logprob {number} for token {token!r}; "
+                                 "a log-probability is at most 0")
+    return min(number, 0.0)
 
 
 class ParseFailureKind(str, Enum):
@@ -104,7 +142,12 @@ def _read_value(value: str, dim: str, scale: Scale, raw: str) -> int | ParseFail
     if not _INTEGER.fullmatch(value):
         return ParseFailure(ParseFailureKind.NOT_INTEGER,
                             f"{dim}: {value[:40]!r} is not an integer", raw)
-    number = int(float(value))
+    digits = value.lstrip("+-").split(".")[0].lstrip("0")
+    if len(digits) > _MAX_DIGITS:
+        return ParseFailure(ParseFailureKind.OUT_OF_RANGE,
+                            f"{dim}: a {len(digits)}-digit number is outside the scale {scale}",
+                            raw)
+    number = int(value.split(".")[0])
     if number not in scale:
         return ParseFailure(ParseFailureKind.OUT_OF_RANGE,
                             f"{dim}: {number} is outside the scale {scale}", raw)

@@ -67,11 +67,26 @@ def neutralize_tags(text: str, tags: Sequence[str] = CONTROL_TAGS) -> str:
 @functools.lru_cache(maxsize=64)
 def _tag_regex(tags: tuple[str, ...]) -> re.Pattern[str]:
     names = "|".join(re.escape(t) for t in tags)
-    return re.compile(rf"<\s*(/?)\s*({names})\b[^<>]*>", re.IGNORECASE)
+    # Linear time: ``(/\s*)?`` cannot take the spaces the first ``\s*`` gave back (a ``<``
+    # followed by 20,000 spaces took 9-24 s with ``<\s*(/?)\s*``); ``(?!\w)`` (not ``\b``)
+    # also ends a tag whose name ends in a non-word character.
+    return re.compile(rf"<\s*(/\s*)?({names})(?!\w)[^<>]*>", re.IGNORECASE)
 
 
 def _bracket(match: re.Match[str]) -> str:
-    return f"[{match.group(1)}{match.group(2)}]"
+    return f"[{'/' if match.group(1) else ''}{match.group(2)}]"
+
+
+def control_tags(dimensions: Sequence[str]) -> tuple[str, ...]:
+    """Every tag a prompt for ``dimensions`` uses: :data:`CONTROL_TAGS` plus one per dimension
+    (the multi-dimension answer tags), so graded text can plant none of them."""
+    return tuple(dict.fromkeys((*CONTROL_TAGS, *dimensions)))
+
+
+def _role_label(message: Mapping[str, Any], index: int) -> str:
+    from judgeforge.data.schema import check_role
+
+    return check_role(message.get("role"), f"query[{index}].role").capitalize()
 
 
 def _tag_for(dimension: str, multi: bool) -> str:
@@ -143,8 +158,10 @@ class PromptTemplate:
     def render(self, query: str | Sequence[Mapping[str, Any]], response: str, *,
                rubric: str | None = None, reference: str | None = None) -> str:
         """The user-turn text of the evaluation prompt."""
+        tags = control_tags(list(self.dimensions))
+
         def n(text: str, limit: int | None = None) -> str:
-            return neutralize_tags(truncate_text(text, limit))
+            return neutralize_tags(truncate_text(text, limit), tags)
 
         qmax = self.max_query_chars
         dims = list(self.dimensions)
@@ -159,8 +176,8 @@ class PromptTemplate:
         if isinstance(query, str):
             lines += ["", "<query>", n(query, qmax), "</query>"]
         else:
-            convo = "\n\n".join(f"{m['role'].capitalize()}: {n(str(m['content']), qmax)}"
-                                for m in query)
+            convo = "\n\n".join(f"{_role_label(m, i)}: {n(str(m['content']), qmax)}"
+                                for i, m in enumerate(query))
             lines += ["", "<conversation>", convo, "</conversation>"]
         lines += ["", "<response>", n(response, self.max_response_chars), "</response>"]
         rub = rubric if rubric is not None and self.use_rubric else self.rubric

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from judgeforge.data.keys import unique_ids
-from judgeforge.errors import ModelError
+from judgeforge.errors import JudgeforgeError, ModelError
 from judgeforge.graders.results import GraderError, from_dict, is_error, is_score, to_dict
 from judgeforge.graders.runner.checkpoint import Checkpoint, FsyncMode, row_keys
 from judgeforge.graders.runner.config import GraderConfig, MappingError, apply_mapper
@@ -131,6 +131,8 @@ class GradingRunner:
             raise
         except ModelError as exc:
             return _error(gname, exc, f"the model call failed in {gname}", True)
+        except JudgeforgeError as exc:  # bad input (e.g. a role that is not a chat role): final
+            return _error(gname, exc, f"{gname} cannot grade this row", False)
         except Exception as exc:  # a grader bug or a foreign grader's failure: a value, not a stop
             log.debug("grader %s raised", gname, exc_info=True)
             return _error(gname, exc, f"{gname} raised during evaluation", True)

@@ -33,16 +33,21 @@ UNAVAILABLE_ERRORS = frozenset({
 })
 # error_type values that mean "this model server cannot grade the way the request asked" (-> 422)
 REQUEST_ERRORS = frozenset({"ConfigError", "MissingInput", "MappingError"})
+# error_type values that mean "the model server answered something unusable" (-> 502)
+BAD_UPSTREAM_ERRORS = frozenset({"ModelResponseError"})
 
 
 def http_status_of(result: GraderResult) -> int:
     """The HTTP status of a single grading: 200 for scores and parse failures (the judge
-    answered), 503 for model-server unavailability, 422 for unsupported options, else 500."""
+    answered), 502 for an unusable model-server reply, 503 for unavailability, 422 for
+    unsupported options, else 500."""
     if not is_error(result):
         return 200
     etype = str(result.metadata.get("error_type", ""))
     if etype == "ParseFailure":
         return 200
+    if etype in BAD_UPSTREAM_ERRORS:
+        return 502
     if etype in UNAVAILABLE_ERRORS:
         return 503
     if etype in REQUEST_ERRORS:

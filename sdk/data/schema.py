@@ -14,11 +14,25 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+from judgeforge.errors import DataError
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
-__all__ = ["Message", "PointwiseOutput", "PointwiseRecord", "Scale", "DatasetInfo", "DEFAULT_SCALE"]
+__all__ = ["Message", "PointwiseOutput", "PointwiseRecord", "Scale", "DatasetInfo",
+           "DEFAULT_SCALE", "ROLES", "check_role"]
 
 Role = Literal["system", "user", "assistant", "tool"]
+ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
+
+
+def check_role(role: Any, where: str = "role") -> str:
+    """``role`` when it is a chat role (:data:`ROLES`), else a :class:`DataError` naming ``where``.
+
+    Roles reach the judge's prompt as text: an unchecked one could carry tags (a planted score).
+    """
+    if isinstance(role, str) and role in ROLES:
+        return role
+    raise DataError(f"{where}: {str(role)[:40]!r} is not a chat role (use one of "
+                    f"{', '.join(ROLES)})")
 
 _SCALE_RE = re.compile(r"^\s*(-?\d+)\s*(?:-|\.\.)\s*(-?\d+)\s*$")
 

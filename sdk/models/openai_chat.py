@@ -40,7 +40,7 @@ from urllib.parse import urlparse
 import openai
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from judgeforge.errors import ConfigError, ModelError
+from judgeforge.errors import ConfigError, ModelError, ModelResponseError
 from judgeforge.models.base import (
     ChatChoice,
     ChatModel,
@@ -51,7 +51,9 @@ from judgeforge.models.base import (
     Usage,
 )
 from judgeforge.models.retry import RetryPolicy, classify, to_model_error
+from judgeforge.models.spec import parse_model_spec
 from judgeforge.models.vllm_server import SERVER_POOL, VLLMServer, _http_ok
+from judgeforge.parsing import checked_logprob
 
 __all__ = ["OpenAIChatModel", "ServerKind", "CAPABILITIES"]
 
@@ -139,8 +141,15 @@ class OpenAIChatModel(ChatModel):
         self.uses_default_model = False
         if base_url is None and model is None:
             self.uses_default_model, is_local = True, True
-        elif base_url is None and not is_local and model is not None:
-            is_local = (Path(model).expanduser() / "config.json").is_file()
+        elif base_url is None and not is_local:  # which judge (judgeforge.models.spec)
+            spec = parse_model_spec(model, names=True, what="model")
+            name = name or spec.label
+            if spec.kind == "default":
+                model, self.uses_default_model, is_local = None, True, True
+            elif spec.kind == "url":
+                model, base_url = None, spec.target
+            elif spec.kind == "path":
+                model, is_local = spec.target, True
         self.is_local = bool(is_local)
         self.managed = self.is_local and base_url is None
 
@@ -429,17 +438,35 @@ def _probe_vllm(root: str) -> bool:
 
 
 def _to_response(resp: Any, latency: float) -> ChatResponse:
+    """The reply as a :class:`ChatResponse`; a reply without choices, with a choice of the
+    wrong shape or with an unusable logprob is a :class:`ModelResponseError` (bad upstream)."""
+    try:
+        return _convert(resp, latency)
+    except ModelResponseError:
+        raise
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        raise ModelResponseError(f"malformed reply from the model server: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+
+
+def _convert(resp: Any, latency: float) -> ChatResponse:
     choices = []
-    for ch in sorted(resp.choices or [], key=lambda c: c.index):
+    if not resp.choices:
+        raise ModelResponseError("the model server's reply has no choices")
+    for ch in sorted(resp.choices, key=lambda c: c.index):
         lps = None
         if ch.logprobs is not None and ch.logprobs.content is not None:
             lps = []
             for tok in ch.logprobs.content:
                 top: dict[str, float] = {}
                 for alt in tok.top_logprobs or []:
-                    top[alt.token] = max(alt.logprob, top.get(alt.token, float("-inf")))
-                lps.append(TokenLogprob(token=tok.token, logprob=tok.logprob, top=top))
+                    lp = checked_logprob(alt.logprob, alt.token)
+                    top[alt.token] = max(lp, top.get(alt.token, float("-inf")))
+                lps.append(TokenLogprob(token=tok.token,
+                                        logprob=checked_logprob(tok.logprob, tok.token), top=top))
         text = ch.message.content if ch.message is not None else None
+        if text is not None and not isinstance(text, str):
+            raise ModelResponseError(f"the reply's content is a {type(text).__name__}, not text")
         choices.append(ChatChoice(text=text or "", finish_reason=ch.finish_reason, logprobs=lps))
     u = resp.usage
     usage = Usage(prompt_tokens=getattr(u, "prompt_tokens", 0) or 0,
