@@ -27,8 +27,10 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/prometheus-absolute"
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "train/configs/cpu.yaml"
+from judgeforge.datasets import shipped_path
+
+DEFAULT_DATA = shipped_path("prometheus-absolute")  # the sets shipped in the package (gzipped)
+DEFAULT_CONFIG = "cpu"  # the training preset (`judgeforge train cpu`); a YAML path also works
 FILES = ("mt_bench_eval.json", "vicuna_eval.json")
 
 log = logging.getLogger("train_cpu_recipe")
@@ -40,7 +42,8 @@ def load_prometheus(data_dir: Path) -> tuple[list[Any], Any]:
 
     records, info = [], None
     for name in FILES:
-        res = convert_prometheus(data_dir / name)
+        path = data_dir / name
+        res = convert_prometheus(path if path.exists() else path.with_name(name + ".gz"))
         records += res.records
         info = info or res.info
     return records, info
@@ -110,7 +113,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("overrides", nargs="*", help="config overrides section.key=value")
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="TrainConfig YAML")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                   help="a training preset name or TrainConfig YAML")
     p.add_argument("--quick", action="store_true", help="the ~2-4 minute variant of the recipe")
     p.add_argument("--out", type=Path, default=Path("runs/cpu-recipe"), help="output folder")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA,

@@ -36,8 +36,7 @@ def _snippets() -> dict[str, str]:
 
 
 def _run(code: str, cwd: Path, server=None, timeout: int = 900) -> str:
-    code = code.replace("../shared/", f"{SHARED}/").replace('"train/configs/',
-                                                          f'"{ROOT}/train/configs/')
+    code = code.replace("../shared/", f"{SHARED}/")
     if server is not None:
         code = code.replace("http://127.0.0.1:8000/v1", server.base_url)
         code = code.replace('model="judge"', f'model="{server.model_name}"')

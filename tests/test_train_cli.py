@@ -11,8 +11,8 @@ import pytest
 from judgeforge.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
-CPU_YAML = ROOT / "train" / "configs" / "cpu.yaml"
-GPU_YAML = ROOT / "train" / "configs" / "gpu.yaml"
+CPU_YAML = ROOT / "train" / "presets" / "cpu.yaml"  # the preset "cpu", by path
+GPU_YAML = ROOT / "train" / "presets" / "gpu.yaml"
 
 
 def test_explain_prints_every_key_with_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -43,7 +43,7 @@ def test_quick_dry_run_uses_the_quick_variant(capsys: pytest.CaptureFixture[str]
 
     assert main(["train", str(CPU_YAML), "--quick", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    quick = TrainConfig.from_yaml(ROOT / "train" / "configs" / "cpu-quick.yaml")
+    quick = TrainConfig.from_yaml("cpu-quick")
     assert f"sft: {quick.sft.steps} steps" in out
     assert f"grpo: {quick.grpo.max_steps} steps" in out
 

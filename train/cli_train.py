@@ -1,6 +1,6 @@
-"""``judgeforge train``: run the training recipe from a YAML config.
+"""``judgeforge train``: run the training recipe from a preset (cpu, cpu-quick, gpu) or a YAML.
 
-    judgeforge train CONFIG [--backend cpu|verl] [--dry-run] [--quick] [key=value ...]
+    judgeforge train PRESET|CONFIG [--backend cpu|verl] [--dry-run] [--quick] [key=value ...]
     judgeforge train --explain
 
 ``--backend cpu`` trains here (SFT warm-up, then TRL GRPO); ``--backend verl`` launches verl on
@@ -27,7 +27,8 @@ def register(subparsers: Any) -> None:
                "data.train_files=[train.parquet]. Exit status: 0 success, 1 error, 2 usage.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("config", nargs="?", default=None,
-                   help="TrainConfig YAML (e.g. train/configs/cpu.yaml); optional with --explain")
+                   help="a preset name (cpu, cpu-quick, gpu) or a TrainConfig YAML path; "
+                        "optional with --explain")
     p.add_argument("overrides", nargs="*", help="section.key=value overrides applied last")
     p.add_argument("--backend", choices=("cpu", "verl"), default=None,
                    help="training backend; default: the config's backend")
@@ -76,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         except BrokenPipeError:  # `| head`
             return 0
     if not args.config:
-        print("judgeforge train: a CONFIG file is required (or --explain)", file=sys.stderr)
+        print("judgeforge train: a preset (cpu, cpu-quick, gpu) or a CONFIG file is required "
+              "(or --explain)", file=sys.stderr)
         return 2
     if "=" in args.config:
         raise ConfigError(f"{args.config!r} looks like an override: give the CONFIG file first")

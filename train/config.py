@@ -102,8 +102,12 @@ class SFTSection(_Section):
     steps: int = Field(0, ge=0, description="supervised warm-up steps before GRPO (0 = none)")
     batch_size: int = Field(8, ge=1, description="rows per SFT step")
     learning_rate: float = Field(5e-5, gt=0, description="SFT learning rate")
-    target: Literal["label", "random"] = Field(
-        "label", description="SFT target score: the true label, or random (format only)")
+    target: Literal["label", "random", "reason"] = Field(
+        "label", description="SFT target: the true label; random (format only); or reason: "
+        "the record's extra_info.feedback (first sentences, <= reason_chars) before the "
+        "score tag, so the judge explains (in <think> when prompt.thinking)")
+    reason_chars: int = Field(200, ge=20, description="longest reason an SFT target carries "
+                              "(sft.target=reason)")
     balance_labels: bool = Field(False, description="sample SFT rows so every label is equally "
                                  "frequent (CPU backend)")
     micro_batch_size: int = Field(4, ge=1, description="rows per forward pass (gradient "
@@ -189,7 +193,11 @@ class TrainConfig(_Section):
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None,
                   backend: str | None = None) -> "TrainConfig":
-        """Load ``path``; ``preset: cpu|gpu`` (or the backend) picks the defaults underneath."""
+        """Load ``path``, or the shipped preset of that name (``cpu``, ``cpu-quick``, ``gpu``);
+        ``preset: cpu|gpu`` (or the backend) picks the defaults underneath."""
+        from .presets import resolve_config
+
+        path = resolve_config(path)
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:

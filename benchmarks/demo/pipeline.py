@@ -22,13 +22,12 @@ from judgeforge.benchmarks.demo.steps_runner import Step, StepFailed, judgeforge
 
 __all__ = ["DemoOptions", "Demo", "default_data_files"]
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
 
 def default_data_files() -> list[Path]:
-    """The real GPT-4-labelled Prometheus absolute-grading sets beside the checkout."""
-    folder = SHARED_DATA / "prometheus-absolute"
-    return [folder / "mt_bench_eval.json", folder / "vicuna_eval.json"]
+    """The real GPT-4-labelled Prometheus absolute-grading sets shipped in the package."""
+    from judgeforge.datasets import prometheus_files
+
+    return prometheus_files()
 
 
 @dataclass
@@ -45,9 +44,9 @@ class DemoOptions:
         return self.test_rows or (24 if self.quick else 80)
 
     @property
-    def train_config(self) -> Path:
-        name = "cpu-quick.yaml" if self.quick else "cpu.yaml"
-        return Path(__file__).resolve().parents[2] / "train" / "configs" / name
+    def train_config(self) -> str:
+        """The training preset (``judgeforge train cpu``/``cpu-quick``)."""
+        return "cpu-quick" if self.quick else "cpu"
 
 
 # The prompt the judge is trained with and graded with must be the same. Long Prometheus rows

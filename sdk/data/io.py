@@ -90,6 +90,8 @@ def detect_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
             raise ConfigError(f"unknown format {fmt!r} (jsonl, parquet, csv or json)")
         return fmt
     suffix = Path(path).suffix.lower()
+    if suffix == ".gz":  # gzip-compressed: the format is the inner suffix (rows.json.gz)
+        suffix = Path(Path(path).stem).suffix.lower()
     if suffix not in _SUFFIXES:
         raise ConfigError(f"{path}: cannot tell the format from the suffix {suffix!r} "
                           f"(use one of {', '.join(sorted(_SUFFIXES))})")
@@ -271,10 +273,29 @@ def iter_raw_rows(path: str | os.PathLike[str], *, fmt: str | None = None) -> It
         raise _file_error(p, "no such file" if not p.exists() else "not a regular file")
     readers = {"jsonl": _iter_jsonl, "json": _iter_json_list, "csv": _iter_csv,
                "parquet": _iter_parquet}
+    if p.suffix.lower() == ".gz":
+        yield from _iter_gunzipped(p, readers[kind])
+        return
     try:
         yield from readers[kind](p)
     except PermissionError as exc:
         raise _file_error(p, f"cannot read: {exc.strerror}") from exc
+
+
+def _iter_gunzipped(path: Path, reader: Any) -> Iterator[RawRow]:
+    """The rows of a gzip-compressed file, read from a decompressed temporary copy."""
+    import gzip
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="judgeforge-gz-") as tmp:
+        plain = Path(tmp) / path.stem
+        try:
+            with gzip.open(path, "rb") as src, plain.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+        except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+            raise _file_error(path, f"cannot decompress: {exc}") from exc
+        yield from reader(plain)
 
 
 # ---------------------------------------------------------------- info

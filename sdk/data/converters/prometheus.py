@@ -8,6 +8,7 @@ Each item's ``instruction`` is a whole Prometheus prompt; its sections are split
     ###Reference Answer (Score 5): ...   -> extra_info.reference
     ###Score Rubrics: ...                -> extra_info.rubric
     ###Feedback:                         (where the grader writes: dropped)
+    gpt4_feedback                        -> extra_info.feedback (the one closest to the label)
 
 The label is the rounded mean of the GPT-4 scores (``gpt4_score``, a list or a string holding a
 list), rounding halves up: ``floor(mean + 1/2)`` computed exactly with fractions. With three
@@ -124,6 +125,26 @@ def _scores(value: Any) -> list[int]:
     return scores
 
 
+def _feedback(value: Any, scores: list[int], label: int) -> str | None:
+    """The GPT-4 feedback written with the score closest to ``label`` (the first on ties), or
+    None when the row has none. ``gpt4_feedback`` is a list parallel to ``gpt4_score`` (or a
+    string holding one)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = [value]
+    if not isinstance(value, (list, tuple)):
+        return None
+    texts = [v if isinstance(v, str) else "" for v in value]
+    order = sorted(range(len(texts)), key=lambda i: abs((scores[i] if i < len(scores) else
+                                                         label) - label))
+    for i in order:
+        if texts[i].strip():
+            return texts[i].strip()
+    return None
+
+
 def _convert_row(raw: RawRow, dimension: str, data_source: str) -> dict[str, Any]:
     if raw.error is not None:
         raise RowProblem(None, raw.error)
@@ -142,6 +163,9 @@ def _convert_row(raw: RawRow, dimension: str, data_source: str) -> dict[str, Any
     idx = row.get("idx", raw.index)
     extra = {"rubric": parts["rubric"], "reference": parts["reference"], "idx": idx,
              "gpt4_scores": scores}
+    feedback = _feedback(row.get("gpt4_feedback"), scores, label)
+    if feedback:
+        extra["feedback"] = feedback
     for key in ("category", "response_source"):
         if row.get(key) is not None:
             extra[key] = row[key]
@@ -154,8 +178,9 @@ def _convert_row(raw: RawRow, dimension: str, data_source: str) -> dict[str, Any
 
 
 def default_data_source(path: str | os.PathLike[str]) -> str:
-    """``mt_bench_eval.json`` -> ``prometheus/mt_bench``."""
-    stem = Path(path).stem
+    """``mt_bench_eval.json`` (or ``mt_bench_eval.json.gz``) -> ``prometheus/mt_bench``."""
+    name = Path(path).name
+    stem = Path(name[:-3] if name.lower().endswith(".gz") else name).stem
     return "prometheus/" + re.sub(r"_eval$", "", stem)
 
 
@@ -166,7 +191,7 @@ def convert_prometheus(
     data_source: str | None = None,
     skip_invalid: bool = False,
 ) -> LoadResult:
-    """Convert a Prometheus absolute-grading file (JSON list or JSONL) or rows to records.
+    """Convert a Prometheus absolute-grading file (JSON list or JSONL, gzipped or not) or rows.
 
     ``data_source`` defaults to ``prometheus/<file stem without _eval>``. Raises DataError
     naming every row that cannot be converted unless ``skip_invalid``.
