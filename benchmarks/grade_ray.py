@@ -1,0 +1,307 @@
+"""Benchmark: grading on Ray Data (``judgeforge grade --engine ray``) vs ``GradingRunner``.
+
+    python -m judgeforge.benchmarks.grade_ray --vllm-url http://127.0.0.1:8000/v1 --rows 48
+
+Prints a table (not a test; nothing here asserts a speed):
+
+1. same rows, same real vLLM server: the Ray path's scores against ``GradingRunner``'s
+   (expected mode: equal to 1e-9; sample mode with a fixed seed: equal) and pairs/s of both on
+   one endpoint;
+2. scaling: N = 1, 2, 4, 8 latency-bound stub endpoints on 127.0.0.1 (:class:`StubEndpoint`:
+   each answers after ``--stub-delay`` seconds with at most ``--stub-cap`` requests at once, so
+   the cores are not the limit): pairs/s and efficiency = pairs/s(N) / (N * pairs/s(1));
+3. fault: two endpoints, one dies after a few requests; the job's rows are counted (all present,
+   none twice, all scored after at most one rerun).
+
+Loopback addresses only; every loop is bounded by the row count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Sequence
+from urllib.parse import urlparse
+
+__all__ = ["StubEndpoint", "stub_score", "write_pairs", "main"]
+
+
+def stub_score(messages: Any) -> int:
+    """The score a stub gives a prompt: a stable function of its text (0-4)."""
+    text = json.dumps(messages, sort_keys=True)
+    return int(hashlib.sha1(text.encode()).hexdigest(), 16) % 5
+
+
+class StubEndpoint:
+    """An OpenAI-compatible chat endpoint on 127.0.0.1 in a thread (HTTP/1.0: no keep-alive).
+
+    Answers ``<score>S</score>`` (S = :func:`stub_score` of the messages; with ``top_logprobs``
+    the digit's logprobs too) after ``delay_s``, at most ``cap`` requests at once (the rest
+    wait), or forwards to ``upstream`` (a real server) when given. ``die_after=K``: after K
+    answered requests the endpoint dies -- later requests get their connection closed without an
+    answer and the port stops listening (a killed replica).
+    """
+
+    def __init__(self, *, delay_s: float = 0.0, cap: int = 4, upstream: str | None = None,
+                 die_after: int | None = None, model: str = "stub-judge") -> None:
+        self.delay_s, self.model, self.upstream = delay_s, model, upstream
+        self.die_after = die_after
+        self.served = 0
+        self.refused = 0
+        self.dead = False
+        self._sem = threading.BoundedSemaphore(cap)
+        self._lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._send(200, {"object": "list", "data": [{"id": stub.model,
+                                                             "object": "model"}]})
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with stub._lock:
+                    if stub.dead:
+                        stub.refused += 1
+                        self.close_connection = True
+                        self.connection.close()
+                        return
+                with stub._sem:
+                    status, payload = stub._answer(self.path, body)
+                with stub._lock:
+                    stub.served += 1
+                    if stub.die_after is not None and stub.served >= stub.die_after:
+                        stub._die()
+                self._send(status, payload)
+
+            def _send(self, status: int, payload: Any) -> None:
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def _die(self) -> None:
+        self.dead = True
+        threading.Thread(target=self._server.shutdown, daemon=True).start()
+        self._server.socket.close()
+
+    def _answer(self, path: str, body: bytes) -> tuple[int, Any]:
+        if self.upstream is not None:
+            import httpx
+
+            r = httpx.post(self.upstream.rstrip("/") + path[len("/v1"):]
+                           if path.startswith("/v1") else self.upstream + path,
+                           content=body, headers={"Content-Type": "application/json"},
+                           timeout=300)
+            return r.status_code, r.content
+        req = json.loads(body or b"{}")
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        msgs = [m for m in req.get("messages", []) if m.get("role") != "assistant"]
+        score = stub_score(msgs)
+        prefilled = bool(req.get("continue_final_message"))
+        text = str(score) if prefilled else f"<score>{score}</score>"
+        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop",
+                                  "message": {"role": "assistant", "content": text}}
+        if req.get("logprobs"):
+            top = [{"token": str(score), "logprob": -0.1, "bytes": None},
+                   {"token": str((score + 1) % 5), "logprob": -2.4, "bytes": None}]
+            choice["logprobs"] = {"content": [{"token": str(score), "logprob": -0.1,
+                                               "bytes": None, "top_logprobs": top}]}
+        n = int(req.get("n") or 1)
+        choices = [dict(choice, index=i) for i in range(n)]
+        return 200, {"id": "stub", "object": "chat.completion", "created": 0,
+                     "model": self.model, "choices": choices,
+                     "usage": {"prompt_tokens": 10, "completion_tokens": 3,
+                               "total_tokens": 13}}
+
+    def close(self) -> None:
+        if not self.dead:
+            self.dead = True
+            self._server.shutdown()
+        self._server.server_close()
+
+
+def write_pairs(path: Path, n: int, *, prefix: str = "row") -> Path:
+    """``n`` pointwise records (ids ``prefix-i``) as Parquet, for tests and this benchmark."""
+    from judgeforge.data.io import write_records
+    from judgeforge.data.schema import DatasetInfo, PointwiseRecord, Scale
+
+    records = [PointwiseRecord.model_validate({
+        "id": f"{prefix}-{i}", "input": [{"role": "user", "content": f"What is {i} plus {i}?"}],
+        "output": {"content": f"It is {2 * i}." if i % 3 else "No idea.",
+                   "label": {"helpfulness": 4 if i % 3 else 0}},
+        "data_source": "grade_ray"}) for i in range(n)]
+    return write_records(path, records, DatasetInfo(dimensions={"helpfulness": Scale()}))
+
+
+def _require_loopback(url: str) -> None:
+    host = urlparse(url).hostname or ""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit(f"{url}: loopback addresses only")
+
+
+def _grader(url: str, mode: str, *, seed: int | None = 0, timeout: float = 300.0) -> Any:
+    from judgeforge.graders.builtin import get_grader
+    from judgeforge.models.openai_chat import OpenAIChatModel
+
+    model = OpenAIChatModel(base_url=url, timeout=timeout, max_retries=2,
+                            retry_initial_wait=0.2, retry_max_wait=1.0)
+    return get_grader("helpfulness", model, mode=mode, seed=seed, max_tokens=48)
+
+
+async def _runner_scores(data: Path, url: str, mode: str, concurrency: int
+                         ) -> tuple[dict[str, float | None], float]:
+    from judgeforge.graders.cli_grade import read_rows
+    from judgeforge.graders.results import is_score
+    from judgeforge.graders.runner import GraderConfig, GradingRunner, row_keys
+
+    rows, mapper = read_rows(data)
+    grader = _grader(url, mode)
+    async with grader.model:
+        runner = GradingRunner({"helpfulness": GraderConfig(grader, mapper)},
+                               max_concurrency=concurrency, show_progress=False)
+        t0 = time.perf_counter()
+        res = (await runner.arun(rows))["helpfulness"]
+        dt = time.perf_counter() - t0
+    return ({k: (r.score if is_score(r) else None) for k, r in zip(row_keys(rows), res)},
+            len(rows) / dt)
+
+
+def _ray_scores(data: Path, out: Path, urls: Sequence[str], mode: str, concurrency: int,
+                batch_size: int) -> tuple[dict[str, float | None], Any]:
+    from judgeforge.graders.distributed import RayGradingJob, read_results
+
+    shutil.rmtree(out, ignore_errors=True)
+    job = RayGradingJob(_grader(urls[0], mode), urls, concurrency=concurrency,
+                        batch_size=batch_size, show_progress=False, cooldown_s=2.0)
+    summary = job.run(str(data), str(out))
+    t = read_results(str(out))
+    return dict(zip(t.column("row_id").to_pylist(), t.column("score").to_pylist())), summary
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the three parts and print the table."""
+    import ray
+
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--vllm-url", default="http://127.0.0.1:8000/v1",
+                   help="the real vLLM server (loopback)")
+    p.add_argument("--rows", type=int, default=48, help="rows for the real-server comparison")
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight per endpoint")
+    p.add_argument("--stub-rows", type=int, default=480, help="rows for the scaling runs")
+    p.add_argument("--stub-delay", type=float, default=0.1, help="stub answer delay (s)")
+    p.add_argument("--stub-cap", type=int, default=4, help="stub concurrency cap")
+    p.add_argument("--endpoints", default="1,2,4,8", help="N values for the scaling runs")
+    p.add_argument("--skip-real", action="store_true", help="skip part 1 (no vLLM server)")
+    args = p.parse_args(argv)
+    _require_loopback(args.vllm_url)
+    if not 1 <= args.rows <= 10_000 or not 1 <= args.stub_rows <= 100_000:
+        raise SystemExit("--rows must be 1-10000 and --stub-rows 1-100000")
+    work = Path(tempfile.mkdtemp(prefix="grade_ray_bench_"))
+    lines: list[str] = []
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 ** 2,
+             log_to_driver=False)
+    try:
+        if not args.skip_real:
+            data = write_pairs(work / "real.parquet", args.rows)
+            lines.append("## Same rows, same real vLLM server (one endpoint)")
+            lines.append("| mode | rows | runner pairs/s | ray pairs/s | ray/runner | equal scores "
+                         "| max abs diff | scored (runner / ray) |")
+            lines.append("|---|---|---|---|---|---|---|---|")
+            for mode in ("expected", "sample"):
+                want, runner_rate = asyncio.run(_runner_scores(data, args.vllm_url, mode,
+                                                               args.concurrency))
+                got, summ = _ray_scores(data, work / f"out-{mode}", [args.vllm_url], mode,
+                                        args.concurrency, batch_size=16)
+                both = [k for k in want if want[k] is not None and got.get(k) is not None]
+                diff = max((abs(want[k] - got[k]) for k in both), default=0.0)  # type: ignore
+                equal = sum(1 for k in want if want[k] == got.get(k) or
+                            (want[k] is not None and got.get(k) is not None
+                             and abs(want[k] - got[k]) <= 1e-9))  # type: ignore[operator]
+                lines.append(f"| {mode} | {len(want)} | {_fmt(runner_rate)} | "
+                             f"{_fmt(summ.pairs_per_s)} | {summ.pairs_per_s / runner_rate:.2f} | "
+                             f"{equal}/{len(want)} | {diff:.2e} | "
+                             f"{sum(v is not None for v in want.values())} / "
+                             f"{sum(v is not None for v in got.values())} |")
+        data = write_pairs(work / "stub.parquet", args.stub_rows)
+        lines += ["", f"## Scaling: latency-bound stub endpoints ({args.stub_delay}s per "
+                  f"answer, cap {args.stub_cap} each, {args.stub_rows} rows, expected mode)",
+                  "| endpoints | pairs/s | ideal (N x one) | efficiency | rows per endpoint |",
+                  "|---|---|---|---|---|"]
+        base = 0.0
+        for n in [int(x) for x in args.endpoints.split(",")]:
+            stubs = [StubEndpoint(delay_s=args.stub_delay, cap=args.stub_cap) for _ in range(n)]
+            try:
+                _, summ = _ray_scores(data, work / f"scale-{n}", [s.url for s in stubs],
+                                      "expected", args.stub_cap, batch_size=32)
+            finally:
+                for s in stubs:
+                    s.close()
+            base = base or summ.pairs_per_s
+            lines.append(f"| {n} | {_fmt(summ.pairs_per_s)} | {_fmt(base * n)} | "
+                         f"{summ.pairs_per_s / (base * n):.2f} | "
+                         f"{'/'.join(str(s.served) for s in stubs)} |")
+        lines += ["", "## Fault: 2 endpoints, one dies after 20 requests",
+                  "| run | graded | scored | failed | rows in output | distinct row ids | "
+                  "served (live / dying) |", "|---|---|---|---|---|---|---|"]
+        live = StubEndpoint(delay_s=args.stub_delay, cap=args.stub_cap)
+        dying = StubEndpoint(delay_s=args.stub_delay, cap=args.stub_cap, die_after=20)
+        out = work / "fault"
+        try:
+            from judgeforge.graders.distributed import RayGradingJob, read_results
+
+            fdata = write_pairs(work / "fault.parquet", 200)
+            for run in ("first", "rerun"):
+                job = RayGradingJob(_grader(live.url, "expected"), [dying.url, live.url],
+                                    concurrency=args.stub_cap, batch_size=16,
+                                    show_progress=False, cooldown_s=2.0)
+                summ = job.run(str(fdata), str(out))
+                t = read_results(str(out))
+                ids = t.column("row_id").to_pylist()
+                lines.append(f"| {run} | {summ.graded} | {summ.scored} | "
+                             f"{sum(summ.failed.values())} | {len(ids)} | {len(set(ids))} | "
+                             f"{live.served} / {dying.served} |")
+        finally:
+            live.close()
+            dying.close()
+    finally:
+        ray.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

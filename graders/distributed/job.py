@@ -1,0 +1,216 @@
+"""``RayGradingJob``: a grading job as a Ray Data pipeline over replicas of one judge.
+
+    from judgeforge.graders import HelpfulnessGrader
+    from judgeforge.graders.distributed import RayGradingJob
+    from judgeforge.models.openai_chat import OpenAIChatModel
+
+    grader = HelpfulnessGrader(OpenAIChatModel(base_url=urls[0]), mode="expected")
+    summary = RayGradingJob(grader, endpoints=urls, concurrency=8).run("test.parquet", "out/")
+
+Read (``ray.data.read_parquet``, or JSONL lines with ``read_text``; local or any path Ray Data
+reads) -> grade (``map_batches`` over an actor pool of :class:`~judgeforge.graders.
+distributed.endpoints.GradeBatches`: the caller's grader, one model per endpoint, bounded
+concurrency per endpoint, failover on transport errors) -> write Parquet shards
+(:mod:`judgeforge.graders.distributed.shards`). Rerunning with the same output skips rows already
+scored, grades stored transport errors again, and leaves one line per row.
+
+``GradingRunner`` stays the tool for one process; this is the same grading on Ray.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from judgeforge._extras import require
+from judgeforge.errors import ConfigError
+from judgeforge.graders.distributed.endpoints import GradeBatches, detach_model
+from judgeforge.graders.distributed.rows import input_format
+from judgeforge.graders.distributed.shards import compact, count_by_type, read_results, scan
+
+__all__ = ["RayGradingJob", "JobSummary", "grade_on_ray", "model_options_of"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobSummary:
+    """What one run did: rows graded now (scored / failed by type), skipped, seconds."""
+
+    rows: int = 0
+    graded: int = 0
+    scored: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0
+    retried: int = 0
+    torn_shards: int = 0
+    superseded_dropped: int = 0
+    seconds: float = 0.0
+    endpoints: int = 0
+    by_endpoint: dict[str, int] = field(default_factory=dict)
+    output: str = ""
+    run_id: str = ""
+
+    @property
+    def pairs_per_s(self) -> float:
+        return self.graded / self.seconds if self.seconds > 0 else 0.0
+
+    def __str__(self) -> str:
+        failed = ", ".join(f"{k} {v}" for k, v in sorted(self.failed.items())) or "none"
+        text = (f"{self.rows} row(s): graded {self.graded} ({self.scored} scored, failed: "
+                f"{failed}), skipped {self.skipped} (already in the output)")
+        if self.retried:
+            text += f", {self.retried} earlier transport error(s) retried"
+        if self.torn_shards:
+            text += f", {self.torn_shards} torn shard(s) redone"
+        return (text + f"; {self.pairs_per_s:.2f} pairs/s over {self.endpoints} endpoint(s) in "
+                f"{self.seconds:.1f}s -> {self.output}")
+
+
+def model_options_of(model: Any) -> dict[str, Any]:
+    """``OpenAIChatModel`` keywords that reproduce ``model``'s settings on another URL."""
+    retry = getattr(model, "retry", None)
+    opts: dict[str, Any] = {"model": getattr(model, "model", None),
+                            "timeout": getattr(model, "timeout", 120.0),
+                            "extra_body": dict(getattr(model, "extra_body", {}) or {})}
+    kind = getattr(model, "server_kind", "auto")
+    opts["server_kind"] = kind if kind in ("vllm", "openai") else "auto"
+    if retry is not None:
+        opts.update(max_retries=retry.max_retries, retry_initial_wait=retry.initial_wait,
+                    retry_max_wait=retry.max_wait)
+    return opts
+
+
+class RayGradingJob:
+    """Grades a dataset on Ray Data with ``grader`` over ``endpoints`` (replicas of one judge).
+
+    Args:
+        grader: a judgeforge grader whose ``model`` is an ``OpenAIChatModel`` (its settings --
+            template, mode, constrained decoding, votes, seed -- are used as they are; only the
+            model is rebuilt per endpoint, with ``model_options_of(grader.model)``).
+        endpoints: OpenAI-compatible ``.../v1`` URLs (default: the grader model's URL).
+        name: the grader's key in the output (default: ``grader.name``).
+        concurrency: requests in flight per endpoint (split over the actors).
+        actors: size of the actor pool (one is plenty on one node: the work is HTTP).
+        batch_size: rows per Ray Data batch (a batch is also the unit a shard holds).
+        retry_errors: grade stored transport errors again on a rerun.
+        api_key, model_options: override what reaches each endpoint's ``OpenAIChatModel``.
+        cooldown_s: how long an endpoint that failed a request is passed over.
+        show_progress: Ray Data's progress bars.
+    """
+
+    def __init__(self, grader: Any, endpoints: Sequence[str] | None = None, *,
+                 name: str | None = None, concurrency: int = 8, actors: int = 1,
+                 batch_size: int = 32, retry_errors: bool = True, api_key: str | None = None,
+                 model_options: Mapping[str, Any] | None = None, cooldown_s: float = 5.0,
+                 show_progress: bool = True) -> None:
+        model = getattr(grader, "model", None)
+        if model is None or not hasattr(grader, "aevaluate"):
+            raise ConfigError("RayGradingJob needs a grader with a model (an LLMGrader)")
+        urls = list(endpoints or [])
+        if not urls:
+            base = getattr(model, "base_url", None)
+            if not base:
+                raise ConfigError("no endpoint: pass endpoints=[URL, ...] (a managed local "
+                                  "model has no URL for Ray workers to reach)")
+            urls = [base]
+        for url in urls:
+            if not str(url).startswith(("http://", "https://")):
+                raise ConfigError(f"endpoint {url!r} is not an http(s) URL")
+        if len(set(urls)) != len(urls):
+            raise ConfigError("the same endpoint is listed twice")
+        if concurrency < 1 or actors < 1 or batch_size < 1:
+            raise ConfigError("concurrency, actors and batch_size must be >= 1")
+        self.grader = grader
+        self.name = str(name or getattr(grader, "name", "") or "grader")
+        self.endpoints = urls
+        self.concurrency = concurrency
+        self.actors = actors
+        self.batch_size = batch_size
+        self.retry_errors = retry_errors
+        self.cooldown_s = cooldown_s
+        self.show_progress = show_progress
+        opts = model_options_of(model)
+        if api_key is not None:
+            opts["api_key"] = api_key
+        opts.update(model_options or {})
+        self.model_options = opts
+        self.summary: JobSummary | None = None
+
+    def _read(self, ray: Any, data: str, fmt: str, limit: int | None) -> Any:
+        ds = ray.data.read_text(data) if fmt == "jsonl" else ray.data.read_parquet(data)
+        return ds.limit(limit) if limit is not None else ds
+
+    def run(self, data: str, output: str, *, limit: int | None = None) -> JobSummary:
+        """Grade ``data`` into the shard folder ``output``; returns (and keeps) the summary."""
+        ray = require("ray", "ray")
+        require("ray.data", "ray")
+        started_ray = not ray.is_initialized()
+        if started_ray:
+            ray.init(include_dashboard=False, log_to_driver=False)
+        try:
+            return self._run(ray, str(data), str(output), limit)
+        finally:
+            if started_ray:
+                ray.shutdown()
+
+    def _run(self, ray: Any, data: str, output: str, limit: int | None) -> JobSummary:
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = self.show_progress
+        run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        fmt = input_format(data)
+        before = scan(output)
+        done = {k for k in before.final if k[1] == self.name}
+        if not self.retry_errors:
+            done |= {k for k in before.retryable if k[1] == self.name}
+        summary = JobSummary(endpoints=len(self.endpoints), output=output, run_id=run_id,
+                             torn_shards=len(before.torn))
+        self.summary = summary
+        t0 = time.perf_counter()
+        ds = self._read(ray, data, fmt, limit)
+        summary.rows = ds.count() if fmt == "parquet" else 0
+        per_actor = max(1, math.ceil(self.concurrency / self.actors))
+        graded = ds.map_batches(
+            GradeBatches, batch_size=self.batch_size, batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=self.actors),
+            fn_constructor_kwargs={
+                "grader": detach_model(self.grader), "name": self.name,
+                "endpoints": self.endpoints, "model_options": self.model_options,
+                "per_endpoint_concurrency": per_actor, "fmt": fmt,
+                "done": ray.put(frozenset(done)), "run_id": run_id,
+                "cooldown_s": self.cooldown_s},
+            num_cpus=0.5)
+        graded.write_parquet(output)
+        summary.seconds = time.perf_counter() - t0
+        results = read_results(output)
+        mine = results.filter(_eq(results, "run_id", run_id))
+        types = mine.column("error_type").to_pylist()
+        summary.graded = mine.num_rows
+        summary.failed = count_by_type(types)
+        summary.scored = summary.graded - sum(summary.failed.values())
+        summary.by_endpoint = count_by_type(mine.column("endpoint").to_pylist())
+        redone = {(r, g) for r, g in zip(mine.column("row_id").to_pylist(),
+                                         mine.column("grader").to_pylist())}
+        summary.retried = len(redone & before.retryable)
+        if fmt != "parquet":
+            summary.rows = summary.graded + len(done)  # upper bound: done keys of this grader
+        summary.skipped = max(0, summary.rows - summary.graded)
+        summary.superseded_dropped = compact(output, keep_run=run_id)
+        log.info("%s", summary)
+        return summary
+
+
+def _eq(table: Any, column: str, value: str) -> Any:
+    import pyarrow.compute as pc
+
+    return pc.equal(table.column(column), value)
+
+
+def grade_on_ray(data: str, output: str, grader: Any, endpoints: Sequence[str] | None = None,
+                 *, limit: int | None = None, **job_options: Any) -> JobSummary:
+    """One call: ``RayGradingJob(grader, endpoints, **job_options).run(data, output)``."""
+    return RayGradingJob(grader, endpoints, **job_options).run(data, output, limit=limit)
