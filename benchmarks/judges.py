@@ -1,5 +1,9 @@
 """Judge specs for the benchmarks: ``--model URL|PATH|default``, optionally labelled ``name=...``.
 
+The string is read by :func:`judgeforge.models.spec.parse_model_spec` (the parser every command
+uses); a folder's judge card (:class:`~judgeforge.card.JudgeCard`) gives its prompt
+(:meth:`JudgeSpec.template`).
+
 - ``http://host:port[/v1]``: an OpenAI-compatible server; the served model name comes from
   ``--model-name`` or the server's ``/v1/models`` (``/v1`` is appended when the URL has no path).
 - a folder path: a local Hugging Face checkpoint, served by a managed vLLM server
@@ -14,19 +18,17 @@ server each at once.
 from __future__ import annotations
 
 import contextlib
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, AsyncIterator, Literal, Mapping, Sequence
-from urllib.parse import urlparse, urlunparse
 
+from judgeforge.data.schema import Scale
 from judgeforge.errors import ConfigError
+from judgeforge.models.spec import parse_model_spec
 
 __all__ = ["JudgeSpec", "parse_judge_spec", "parse_judge_specs", "make_model", "open_judge",
            "served_model_name", "server_root"]
 
 JudgeKind = Literal["url", "path", "default"]
-_LABEL = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
 @dataclass(frozen=True)
@@ -49,15 +51,26 @@ class JudgeSpec:
                                      for k, v in self.server_options.items()}
         return out
 
+    def card(self) -> Any:
+        """The folder's :class:`~judgeforge.card.JudgeCard` (None: not a folder, or no card)."""
+        from judgeforge.card import JudgeCard
 
-def _normalise_url(url: str) -> str:
-    parts = urlparse(url)
-    if not parts.netloc:
-        raise ConfigError(f"not a URL: {url!r}")
-    path = parts.path.rstrip("/")
-    if not path:
-        path = "/v1"
-    return urlunparse(parts._replace(path=path))
+        return JudgeCard.read(self.target) if self.kind == "path" else None
+
+    def template(self, dimension: str, scale: Scale) -> Any:
+        """The prompt to grade ``dimension`` with: the card's when the judge has one (its
+        scale must be ``scale``), else the plain one-dimension template."""
+        from judgeforge.prompt import PromptTemplate
+
+        card = self.card()
+        if card is None:
+            return PromptTemplate({dimension: scale})
+        template = card.template()
+        if dict(template.dimensions) != {dimension: scale}:
+            trained = {d: f"{s.min}-{s.max}" for d, s in template.dimensions.items()}
+            raise ConfigError(f"judge {self.label} was trained on {trained}; the data is graded "
+                              f"on {dimension} {scale.min}-{scale.max}")
+        return template
 
 
 def parse_judge_spec(text: str, *, model_name: str | None = None,
@@ -68,27 +81,12 @@ def parse_judge_spec(text: str, *, model_name: str | None = None,
     ``server_options`` are :class:`~judgeforge.models.vllm_server.VLLMServer` options for managed
     servers (ignored for URLs).
     """
-    text = text.strip()
-    if not text:
-        raise ConfigError("an empty --model value")
-    label: str | None = None
-    head, sep, rest = text.partition("=")
-    if sep and rest and _LABEL.match(head) and "://" not in head:
-        label, text = head, rest.strip()
+    spec = parse_model_spec(text)
     opts = dict(server_options or {})
-    if text.startswith(("http://", "https://")):
-        url = _normalise_url(text)
-        if not label:
-            label = model_name or urlparse(url).netloc
-        return JudgeSpec(label, url, "url", model_name)
-    if text == "default":
-        return JudgeSpec(label or "default", "default", "default", None, opts)
-    path = Path(text).expanduser()
-    if not (path / "config.json").is_file():
-        raise ConfigError(f"--model {text!r} is neither a URL (http...), 'default', nor a Hugging "
-                          f"Face model folder (no config.json in {path})")
-    path = path.resolve()
-    return JudgeSpec(label or path.name, str(path), "path", None, opts)
+    if spec.kind == "url":
+        return JudgeSpec(spec.label or model_name or spec.display, spec.target, "url", model_name)
+    kind: JudgeKind = "default" if spec.kind == "default" else "path"
+    return JudgeSpec(spec.display, spec.target, kind, None, opts)
 
 
 def parse_judge_specs(texts: Sequence[str], *, model_name: str | None = None,
