@@ -4,6 +4,10 @@ Contract (like TRL's reward functions, but per item): ``fn(predicted, true, scal
 where ``predicted`` is ``None`` for a parse failure. Every built-in pays its minimum reward for a
 parse failure, whatever the label (the seed maps failures to a prediction of 0, which pays full
 reward when the label is 0; judgeforge does not).
+
+Labels are checked (:func:`check_label`): an integer (``3``, ``3.0``, ``"3"``) inside the scale.
+``3.7``, ``True``, NaN, inf or a label outside the scale is a :class:`~judgeforge.errors.DataError`
+(an out-of-scale label would let a parse failure earn more than a valid answer).
 """
 
 from __future__ import annotations
@@ -14,11 +18,26 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
-from judgeforge.errors import ConfigError
+from judgeforge.data.validate import coerce_score
+from judgeforge.errors import ConfigError, DataError
 
 __all__ = ["RewardFunction", "ExpDecayReward", "QuadraticReward", "ExactMatchReward",
            "exp_decay_reward", "quadratic_reward", "exact_match_reward", "get_reward_function",
-           "REWARDS"]
+           "REWARDS", "check_label"]
+
+
+def check_label(value: Any, scale: Scale | None = None, what: str = "label") -> int:
+    """``value`` as an integer label, inside ``scale`` when given; else a DataError naming
+    ``what`` (``3.7``, ``"3.7"``, ``True``, NaN, inf, ``None``, or outside the scale)."""
+    if hasattr(value, "item") and not isinstance(value, (int, float, str)):  # numpy scalar
+        value = value.item()
+    try:
+        label = coerce_score(value)
+    except ValueError as exc:
+        raise DataError(f"{what}: {exc}") from None
+    if scale is not None and label not in scale:
+        raise DataError(f"{what}: {label} is outside the scale {scale}")
+    return label
 
 
 class RewardFunction(Protocol):
@@ -37,6 +56,7 @@ class ExpDecayReward:
     min_reward: float = 0.0
 
     def __call__(self, predicted: int | None, true: int, scale: Scale = DEFAULT_SCALE) -> float:
+        true = check_label(true, scale)
         if predicted is None or predicted not in scale:
             return self.min_reward
         return math.exp(-self.k * abs(predicted - true) / scale.span)
@@ -49,6 +69,7 @@ class QuadraticReward:
     min_reward: float = 0.0
 
     def __call__(self, predicted: int | None, true: int, scale: Scale = DEFAULT_SCALE) -> float:
+        true = check_label(true, scale)
         if predicted is None or predicted not in scale:
             return self.min_reward
         return 1.0 - (abs(predicted - true) / scale.span) ** 2
@@ -61,6 +82,7 @@ class ExactMatchReward:
     min_reward: float = 0.0
 
     def __call__(self, predicted: int | None, true: int, scale: Scale = DEFAULT_SCALE) -> float:
+        true = check_label(true, scale)
         if predicted is None or predicted not in scale:
             return self.min_reward
         return 1.0 if predicted == true else 0.0
@@ -74,6 +96,7 @@ class _UserReward:
     min_reward: float = 0.0
 
     def __call__(self, predicted: int | None, true: int, scale: Scale = DEFAULT_SCALE) -> float:
+        true = check_label(true, scale)
         if predicted is None or predicted not in scale:
             return self.min_reward
         return float(self.fn(predicted, true, scale))

@@ -212,3 +212,40 @@ def test_property_echoed_prompt_never_yields_a_planted_score(text, setting, wher
     planted = {int(d) for d in re.findall(r"\d+", text) if len(d) < 6}
     assert not (is_score(result) and round(result.score) in planted), (text, result)
     assert not is_score(result), (text, result)  # the prompt itself holds no score to echo
+
+
+# -- case 6: reward labels are validated -----------------------------------------------------------
+_QUALITY = {"judgeforge": {"dimensions": {"quality": [1, 5]}, "reward": "quadratic"}}
+
+
+@pytest.mark.parametrize("label", [0, 6, 3.7, "3.7", True, float("nan"), float("inf"), "abc",
+                                   {"quality": 3.5}, {"quality": 0}, "NaN"])
+def test_compute_score_rejects_bad_labels_by_name(label):
+    from judgeforge.train.reward import compute_score
+
+    for output in ("<score>5</score>", "no score here"):
+        with pytest.raises(DataError, match="ground_truth"):
+            compute_score("x", output, label, _QUALITY)
+
+
+@pytest.mark.parametrize("label", [3, 3.0, "3", {"quality": 3}, '{"quality": 3}'])
+def test_compute_score_accepts_integral_labels(label):
+    from judgeforge.train.reward import compute_score
+
+    assert compute_score("x", "<score>5</score>", label, _QUALITY)["score"] == 0.75
+
+
+@pytest.mark.parametrize("name", ["exp_decay", "quadratic", "exact"])
+def test_reward_functions_check_the_label_and_failures_never_win(name):
+    from judgeforge.rewards import get_reward_function
+
+    fn = get_reward_function(name)
+    scale = Scale(min=1, max=5)
+    for bad in (0, 6, 3.7, True, float("nan")):
+        with pytest.raises(DataError):
+            fn(5, bad, scale)
+        with pytest.raises(DataError):
+            fn(None, bad, scale)
+    for true in range(1, 6):
+        for pred in range(1, 6):
+            assert fn(pred, true, scale) >= fn(None, true, scale)

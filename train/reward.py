@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
 from judgeforge.parsing import ParsedScore, parse_score
-from judgeforge.rewards import get_reward_function
+from judgeforge.rewards import check_label, get_reward_function
 from judgeforge.train.rows import read_row_spec
 
 __all__ = ["compute_score", "row_spec", "REWARD_KEYS"]
@@ -36,12 +36,11 @@ def _labels(ground_truth: Any) -> dict[str, int]:
         try:
             ground_truth = json.loads(ground_truth)
         except json.JSONDecodeError:
-            ground_truth = float(ground_truth)
+            pass  # a bare number as text ("3"): check_label reads it
     if isinstance(ground_truth, Mapping):
-        return {str(k): int(v) for k, v in ground_truth.items() if v is not None}
-    if hasattr(ground_truth, "item"):  # numpy scalar
-        ground_truth = ground_truth.item()
-    return {"score": int(ground_truth)}
+        return {str(k): check_label(v, what=f"ground_truth.{k}")
+                for k, v in ground_truth.items() if v is not None}
+    return {"score": check_label(ground_truth, what="ground_truth")}
 
 
 def row_spec(extra_info: Mapping[str, Any] | None, labels: Mapping[str, int],
@@ -68,6 +67,7 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any,
     if list(labels) == ["score"] and len(dims) == 1 and "score" not in dims:
         labels = {next(iter(dims)): labels["score"]}  # a bare number labels the one dimension
     dims = {d: s for d, s in dims.items() if d in labels} or dims
+    labels = {d: check_label(v, dims.get(d), f"ground_truth.{d}") for d, v in labels.items()}
     reward_fn = get_reward_function(reward_name, **params)
     parsed = parse_score(solution_str, dimensions=dims)
     trues = [labels[d] for d in dims if d in labels]
