@@ -1,4 +1,4 @@
-"""``judgeforge bench quality`` and ``judgeforge bench throughput`` (entry point
+"""``judgeforge bench quality``, ``bench suite`` and ``bench throughput`` (entry point
 ``judgeforge.commands: bench``)."""
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _quality(args: argparse.Namespace) -> int:
     from judgeforge.benchmarks.quality import run_quality
-    from judgeforge.benchmarks.report import quality_table
+    from judgeforge.benchmarks.report import baseline_lines, quality_table
 
     report = run_quality(
         args.data, args.model, out_dir=args.out, dimension=args.dimension, mode=args.mode,
@@ -62,13 +62,37 @@ def _quality(args: argparse.Namespace) -> int:
         concurrency=args.concurrency, bootstrap=args.bootstrap, max_tokens=args.max_tokens,
         vote_n=args.vote_n, model_name=args.model_name, server_options=_server_options(args),
         timeout=args.timeout, show_progress=not args.no_progress, plots=not args.no_plots,
-        overwrite=args.overwrite)
+        overwrite=args.overwrite, train_data=args.train_data)
     d = report["data"]
     print(f"\n{d['name']}: {d['rows_graded']} rows, dimension {d['dimension']} "
           f"({d['scale'][0]}-{d['scale'][1]}), mode {report['mode']}"
           + (" constrained" if report["constrained"] else ""))
     print(quality_table(report))
+    print("\n".join(baseline_lines(report)))
     print(f"\nreport: {args.out}/report.md, {args.out}/report.json")
+    return 0
+
+
+def _suite(args: argparse.Namespace) -> int:
+    from judgeforge.benchmarks.suite import load_suite, run_suite
+    from judgeforge.benchmarks.suite.report import set_table, summary_table
+
+    suite = load_suite(args.suite)
+    sets = [x.strip() for x in args.sets.split(",") if x.strip()] if args.sets else None
+    report = run_suite(
+        suite, args.model, out_dir=args.out, sets=sets, limit=args.limit, seed=args.seed,
+        mode=args.mode, concurrency=args.concurrency, bootstrap=args.bootstrap,
+        max_tokens=args.max_tokens, vote_n=args.vote_n, model_name=args.model_name,
+        server_options=_server_options(args), timeout=args.timeout,
+        show_progress=not args.no_progress, plots=not args.no_plots, overwrite=args.overwrite)
+    for s in report["sets"]:
+        print(f"\n## {s['name']}: {s['dimension']} ({s['scale'][0]}-{s['scale'][1]}), "
+              f"{s['rows_graded']} of {s['rows_in_set']} rows")
+        print(set_table(report, s, all_anchors=False))
+    print(f"\n## Spearman with the human labels (suite {report['suite']['name']})")
+    print(summary_table(report))
+    print(f"\nreport: {args.out}/suite.md, {args.out}/suite.json, {args.out}/suite.png "
+          f"({report['timings']['total_s']:.0f} s)")
     return 0
 
 
@@ -139,10 +163,60 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--bootstrap", type=int, default=1000,
                    help="bootstrap resamples for the confidence intervals (0: none)")
     q.add_argument("--out", required=True, help="output folder for the report, plots and rows")
+    q.add_argument("--train-data", default=None, metavar="FILE",
+                   help="the training split the judges learned from: fits the constant and "
+                        "response-length baselines shown beside them (default: no baselines)")
     q.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     q.add_argument("--overwrite", action="store_true",
                    help="discard results already in --out instead of resuming from them")
     q.set_defaults(func=_quality)
+
+    st = sub.add_parser(
+        "suite", help="grade judges over a suite of human-labelled sets, with published anchors",
+        description="Grade one or more judges over every set of a benchmark suite (the shipped "
+                    "'default' suite or a suite YAML) with `bench quality`'s machinery per set "
+                    "(resumable), and write suite.json, suite.md and suite.png: per set rows, "
+                    "parse failures, MAE, Spearman, Pearson, Kendall and QWK with bootstrap CIs, "
+                    "the constant and length baselines, the published anchors and a human "
+                    "ceiling where rater scores exist.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    st.add_argument("--suite", default="default",
+                    help="a shipped suite name (default, prometheus) or a suite YAML file")
+    st.add_argument("--sets", default=None,
+                    help="comma-separated set names to run (default: every set of the suite)")
+    st.add_argument("--model", action="append", required=True, metavar="[NAME=]URL|PATH|default",
+                    help=_MODEL_HELP + "; repeat to compare judges")
+    st.add_argument("--model-name", default=None,
+                    help="served model name for URL judges (default: the server's first model "
+                         "in /v1/models)")
+    st.add_argument("--mode", choices=("sample", "expected", "vote"), default="expected",
+                    help="scoring mode (see bench quality)")
+    st.add_argument("--limit", type=int, default=None,
+                    help="grade a seeded random sample of N rows per set (default: all rows)")
+    st.add_argument("--seed", type=int, default=0,
+                    help="seed of the row sample (--limit) and of the bootstrap")
+    st.add_argument("--concurrency", type=int, default=4,
+                    help="(row, judge) evaluations in flight")
+    st.add_argument("--bootstrap", type=int, default=1000,
+                    help="bootstrap resamples for the confidence intervals (0: none)")
+    st.add_argument("--max-tokens", type=int, default=None,
+                    help="max generated tokens for sample/vote requests")
+    st.add_argument("--vote-n", type=int, default=5, help="samples per row in vote mode")
+    st.add_argument("--timeout", type=float, default=600.0,
+                    help="seconds per model request attempt")
+    st.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                    help="extra vLLM argument for managed (PATH/default) servers, repeatable")
+    st.add_argument("--kv-cache-gib", type=float, default=None,
+                    help="KV cache size (GiB) of a managed CPU vLLM server")
+    st.add_argument("--max-model-len", type=int, default=None,
+                    help="max context length of a managed vLLM server")
+    st.add_argument("--out", required=True,
+                    help="output folder: suite.{json,md,png} and one folder per set (resumable)")
+    st.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    st.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    st.add_argument("--overwrite", action="store_true",
+                    help="discard results already in --out instead of resuming from them")
+    st.set_defaults(func=_suite)
 
     t = sub.add_parser(
         "throughput", help="pairs/s of judgeforge vs the raw client and OpenJudge, one server",

@@ -5,6 +5,8 @@
   :func:`judgeforge.metrics.confusion_matrix`'s output in the report;
 - ``distribution.png``: how often each score is given: the true labels beside each judge's
   predictions (rounded, plus failures).
+
+Fitted baselines (``report["baselines"]``) are drawn like judges, before them.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def quality_plots(report: Mapping[str, Any], out_dir: str | Path) -> list[str]:
     """Write the quality plots for ``report`` into ``out_dir``; returns their file names."""
     out = Path(out_dir)
     names: list[str] = []
-    judges = list(report.get("judges", []))
+    judges = list(report.get("baselines") or []) + list(report.get("judges", []))
     if not judges:
         return names
     used: set[str] = set()

@@ -11,7 +11,9 @@
 - ``rows.jsonl``: the joined per-row view: id, data_source, label, and per judge the score (or
   null for a failure), error and parse status;
 - ``report.json``: data, prompt, mode, judges, metrics (with bootstrap CIs and per data_source),
-  error counts and timings;
+  error counts and timings; with ``train_data``, the trivial baselines of
+  :mod:`judgeforge.benchmarks.baselines` (fitted on that file only) under ``baselines`` and each
+  judge's verdict against them under ``verdicts`` (paired bootstrap);
 - ``report.md``: the judges side by side, per-source tables and the plots;
 - ``confusion_<judge>.png`` and ``distribution.png``.
 
@@ -176,13 +178,19 @@ async def arun_quality(
     show_progress: bool = True,
     plots: bool = True,
     overwrite: bool = False,
+    train_data: str | os.PathLike[str] | Sequence[PointwiseRecord] | None = None,
+    template: Any = None,
 ) -> dict[str, Any]:
     """Grade ``data`` with each judge in ``models`` and write the report (see module docstring).
 
     ``models`` are ``--model`` strings (``URL``, folder, ``default``, ``name=...``) or
     :class:`JudgeSpec`. ``mode`` is the LLMGrader scoring mode; ``constrained`` constrains
     sample/vote decoding to ``<score>X</score>``. ``limit`` grades a seeded random sample of that
-    many rows. Returns the report dict (also written to ``report.json``).
+    many rows. ``train_data`` (a file or records: the split the judges were trained on) fits
+    the constant and length baselines shown beside the judges; without it the report says that
+    no baseline was fitted. ``template`` (a PromptTemplate for that one dimension, e.g. with a
+    per-set ``task``) replaces the default prompt; the caller keeps it stable across resumes.
+    Returns the report dict (also written to ``report.json``).
     """
     from judgeforge.data.io import load_records
     from judgeforge.graders.llm_grader import SCORING_MODES, LLMGrader
@@ -222,7 +230,7 @@ async def arun_quality(
     labels = [r.label[dim] for r in rows]
     sources = [r.data_source for r in rows]
     keys = row_keys(rows)
-    template = _template(dim, scale)
+    template = template or _template(dim, scale)  # a PromptTemplate({dim: scale}, task=...)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -231,6 +239,8 @@ async def arun_quality(
     _check_resume(out, settings, overwrite)
     (out / RUN_FILE).write_text(json.dumps(settings, indent=2) + "\n")
     results_path = out / RESULTS_FILE
+
+    baselines = _baselines(train_data, dim, scale, rows, bootstrap=bootstrap, seed=seed)
 
     judges: list[dict[str, Any]] = []
     per_judge_results: dict[str, list[Any]] = {}
@@ -311,6 +321,7 @@ async def arun_quality(
         "prompt": {
             "dimensions": {dim: [scale.min, scale.max]},
             "thinking": template.thinking,
+            "task": template.task,
             "system_prompt": template.system_prompt,
             "score_regex": template.score_regex() if constrained and mode != "expected" else None,
             "prefill": f"<{template.tags()[dim]}>" if mode == "expected" else None,
@@ -323,6 +334,10 @@ async def arun_quality(
                          "mae/rmse/accuracy; *_parsed and correlations use parsed rows only; "
                          f"ci: bootstrap percentile intervals ({bootstrap} resamples)"),
         "judges": judges,
+        "baselines": baselines["entries"],
+        "baselines_note": baselines["note"],
+        "verdicts": _verdicts(labels, scale, per_judge_results, baselines["predictions"],
+                              bootstrap=bootstrap, seed=seed),
         "files": {"results": RESULTS_FILE, "rows": ROWS_FILE, "run": RUN_FILE},
         "environment": {"python": platform.python_version(), "cpus": os.cpu_count(),
                         "machine": platform.machine()},
@@ -335,6 +350,47 @@ async def arun_quality(
     (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     (out / "report.md").write_text(report_mod.quality_markdown(report))
     return report
+
+
+def _baselines(train_data: str | os.PathLike[str] | Sequence[PointwiseRecord] | None,
+               dim: str, scale: Scale, rows: Sequence[PointwiseRecord], *, bootstrap: int,
+               seed: int) -> dict[str, Any]:
+    """Baseline report entries, their per-row predictions and a note on how they were fitted."""
+    from judgeforge.benchmarks.baselines import (baseline_entries, baseline_predictions,
+                                                 fit_baselines)
+    from judgeforge.data.split import shared_groups
+
+    if train_data is None:
+        return {"entries": [], "predictions": {},
+                "note": "baselines were not fitted (no training data given: pass --train-data "
+                        "with the split the judges were trained on)"}
+    if isinstance(train_data, (str, os.PathLike)):
+        from judgeforge.data.io import load_records
+
+        where = str(train_data)
+        train = load_records(train_data).records
+    else:
+        where, train = "records passed in", list(train_data)
+    fitted = fit_baselines(train, dim, scale)
+    leaked = shared_groups(train, rows)
+    note = (f"baselines fitted on {len(train)} training rows ({where}) only; "
+            f"{len(leaked)} query group(s) of the graded rows also occur in the training data")
+    if leaked:
+        log.warning("%d query group(s) of the benchmark data also occur in the training data "
+                    "(%s): the numbers may flatter the judges", len(leaked), where)
+    return {"entries": baseline_entries(fitted, rows, dim, scale, bootstrap=bootstrap, seed=seed),
+            "predictions": baseline_predictions(fitted, rows), "note": note,
+            "shared_groups": len(leaked)}
+
+
+def _verdicts(labels: Sequence[int], scale: Scale, results: Mapping[str, Sequence[Any]],
+              baseline_preds: Mapping[str, Sequence[float]], *, bootstrap: int,
+              seed: int) -> list[dict[str, Any]]:
+    from judgeforge.benchmarks.baselines import verdicts
+
+    judges = {label: [_prediction(r) for r in res] for label, res in results.items()}
+    return [v.to_dict() for v in verdicts(labels, scale, judges, baseline_preds,
+                                          bootstrap=bootstrap, seed=seed)]
 
 
 def run_quality(data: str | os.PathLike[str], models: Sequence[str | JudgeSpec], *,

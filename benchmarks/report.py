@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping, Sequence
 
 __all__ = ["fmt", "fmt_ci", "markdown_table", "quality_table", "quality_source_tables",
+           "baseline_lines",
            "quality_markdown", "throughput_table", "throughput_goals_table",
            "throughput_markdown", "QUALITY_ROWS"]
 
@@ -73,9 +74,14 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]],
 
 # ---------------------------------------------------------------------------- quality
 
+def _columns(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The table's columns: the fitted baselines first, then the judges."""
+    return list(report.get("baselines") or []) + list(report.get("judges", []))
+
+
 def quality_table(report: Mapping[str, Any]) -> str:
-    """The judges side by side: one column per judge, one row per metric (with 95% CIs)."""
-    judges = list(report.get("judges", []))
+    """Baselines and judges side by side: one column each, one row per metric (with 95% CIs)."""
+    judges = _columns(report)
     header = ["metric"] + [str(j["label"]) for j in judges]
     rows: list[list[str]] = []
     rows.append(["rows (parsed)"] + [f"{j['metrics'].get('n')} ({j['metrics'].get('n_parsed')})"
@@ -97,7 +103,7 @@ def quality_table(report: Mapping[str, Any]) -> str:
 
 def quality_source_tables(report: Mapping[str, Any]) -> str:
     """Per ``data_source``: rows, failure rate, MAE, Pearson and QWK for each judge."""
-    judges = list(report.get("judges", []))
+    judges = _columns(report)
     sources: list[str] = []
     for j in judges:
         for s in (j["metrics"].get("by_data_source") or {}):
@@ -139,6 +145,7 @@ def quality_markdown(report: Mapping[str, Any]) -> str:
         quality_table(report),
         "",
     ]
+    lines += baseline_lines(report)
     per_source = quality_source_tables(report)
     if per_source:
         lines += ["## Per data_source", "", per_source, ""]
@@ -155,6 +162,24 @@ def quality_markdown(report: Mapping[str, Any]) -> str:
     if t:
         lines += [f"Total time: {fmt(t.get('total_s'), 1)} s.", ""]
     return "\n".join(lines)
+
+
+def baseline_lines(report: Mapping[str, Any]) -> list[str]:
+    """How the baselines were fitted, and each judge's verdict against them (failures first)."""
+    from judgeforge.benchmarks.baselines import verdict_lines
+
+    lines: list[str] = []
+    note = report.get("baselines_note")
+    if note:
+        lines += [f"Baselines: {note}."]
+    for b in report.get("baselines") or []:
+        lines.append(f"- `{b['label']}`: {b.get('target')}")
+    found = report.get("verdicts") or []
+    if found:
+        lines += ["", "### Against the baselines (paired bootstrap 95% intervals of judge - "
+                      "baseline)", ""]
+        lines += verdict_lines(found)
+    return lines + ([""] if lines else [])
 
 
 # ---------------------------------------------------------------------------- throughput

@@ -125,6 +125,7 @@ def test_cli_two_judges_expected_mode_metrics_plots_and_resume(vllm_server: Any,
             "--out", str(out), "--no-progress"]
     run = _cli(args, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
+    assert "baselines were not fitted" in run.stdout  # no --train-data: said, not hidden
 
     report = json.loads((out / "report.json").read_text())
     assert report["mode"] == "expected" and report["constrained"] is False
@@ -204,14 +205,33 @@ def test_cli_two_judges_expected_mode_metrics_plots_and_resume(vllm_server: Any,
 
 async def test_local_path_judge_constrained_sample_reuses_the_session_server(
         vllm_server: Any, vllm_server_options: dict[str, Any], prometheus_file: Path,
-        tmp_path: Path) -> None:
+        shared_data: Path, tmp_path: Path) -> None:  # noqa: F811
     from judgeforge.benchmarks import arun_quality
 
+    from judgeforge.data.converters.prometheus import convert_prometheus
+    from judgeforge.data.io import load_records, write_records
+    from judgeforge.data.split import shared_groups
+
+    # The training split for the baselines: the other MT-Bench rows (no query shared).
+    graded = load_records(prometheus_file).records
+    mt = convert_prometheus(shared_data / "prometheus-absolute" / "mt_bench_eval.json")
+    train = [r for r in mt.records if not shared_groups([r], graded)]
+    train_file = write_records(tmp_path / "train.jsonl", train, mt.info)
     report = await arun_quality(
         prometheus_file, [f"smol={vllm_server.model_path}"], out_dir=tmp_path / "q",
         mode="sample", constrained=True, limit=4, seed=1, concurrency=2, bootstrap=100,
-        server_options=vllm_server_options, show_progress=False)
+        server_options=vllm_server_options, show_progress=False, train_data=train_file)
     (j,) = report["judges"]
+    # Baselines fitted on the training file, in the same table, with verdicts for the judge.
+    assert [b["label"] for b in report["baselines"]] == ["baseline: constant",
+                                                         "baseline: length"]
+    assert f"on {len(train)} training rows" in report["baselines_note"]
+    assert "0 query group(s)" in report["baselines_note"]
+    assert {(v["judge"], v["baseline"]) for v in report["verdicts"]} == {
+        ("smol", "baseline: constant"), ("smol", "baseline: length")}
+    md = (tmp_path / "q" / "report.md").read_text()
+    assert "| metric | baseline: constant | baseline: length | smol |" in md
+    assert all(v["text"] in md for v in report["verdicts"])
     assert j["kind"] == "path" and j["served_at"] == vllm_server.base_url  # no second server
     assert report["prompt"]["score_regex"] == "<score>[1-5]</score>"
     rows = _read_jsonl(tmp_path / "q" / "rows.jsonl")
