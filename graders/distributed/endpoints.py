@@ -16,14 +16,15 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from judgeforge.graders.distributed.rows import InputRow, decode_batch
 from judgeforge.graders.distributed.shards import result_row, results_table
 from judgeforge.graders.results import is_error
 
-__all__ = ["GradeBatches", "Endpoint", "detach_model"]
+__all__ = ["Endpoint", "GradeBatches", "detach_model"]
 
 
 def detach_model(grader: Any) -> Any:
@@ -57,10 +58,9 @@ class GradeBatches:
                  model_options: Mapping[str, Any], per_endpoint_concurrency: int, fmt: str,
                  done: frozenset[tuple[str, str]] | Any, run_id: str,
                  cooldown_s: float = 5.0) -> None:
+        import ray
         from judgeforge.graders.runner import GradingRunner
         from judgeforge.models.openai_chat import OpenAIChatModel
-
-        import ray
 
         if isinstance(done, ray.ObjectRef):
             done = ray.get(done)

@@ -23,16 +23,28 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from judgeforge._extras import require
 from judgeforge.errors import ConfigError
 from judgeforge.graders.distributed.endpoints import GradeBatches, detach_model
 from judgeforge.graders.distributed.rows import input_format
-from judgeforge.graders.distributed.shards import compact, count_by_type, read_results, scan
+from judgeforge.graders.distributed.shards import (
+    compact,
+    count_by_type,
+    read_results,
+    scan,
+)
 
-__all__ = ["RayGradingJob", "JobSummary", "grade_on_ray", "model_options_of"]
+__all__ = [
+    "JobSummary",
+    "RayGradingJob",
+    "RayVLLMEngineJob",
+    "grade_on_ray",
+    "model_options_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +115,8 @@ class RayGradingJob:
         show_progress: Ray Data's progress bars.
     """
 
+    endpoints: list[str]
+
     def __init__(self, grader: Any, endpoints: Sequence[str] | None = None, *,
                  name: str | None = None, concurrency: int = 8, actors: int = 1,
                  batch_size: int = 32, retry_errors: bool = True, api_key: str | None = None,
@@ -141,67 +155,134 @@ class RayGradingJob:
         self.model_options = opts
         self.summary: JobSummary | None = None
 
-    def _read(self, ray: Any, data: str, fmt: str, limit: int | None) -> Any:
-        ds = ray.data.read_text(data) if fmt == "jsonl" else ray.data.read_parquet(data)
-        return ds.limit(limit) if limit is not None else ds
-
     def run(self, data: str, output: str, *, limit: int | None = None) -> JobSummary:
         """Grade ``data`` into the shard folder ``output``; returns (and keeps) the summary."""
-        ray = require("ray", "ray")
-        require("ray.data", "ray")
-        started_ray = not ray.is_initialized()
-        if started_ray:
-            ray.init(include_dashboard=False, log_to_driver=False)
-        try:
-            return self._run(ray, str(data), str(output), limit)
-        finally:
-            if started_ray:
-                ray.shutdown()
+        self.summary = _run_job(self, str(data), str(output), limit)
+        return self.summary
 
-    def _run(self, ray: Any, data: str, output: str, limit: int | None) -> JobSummary:
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = self.show_progress
-        run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        fmt = input_format(data)
-        before = scan(output)
-        done = {k for k in before.final if k[1] == self.name}
-        if not self.retry_errors:
-            done |= {k for k in before.retryable if k[1] == self.name}
-        summary = JobSummary(endpoints=len(self.endpoints), output=output, run_id=run_id,
-                             torn_shards=len(before.torn))
-        self.summary = summary
-        t0 = time.perf_counter()
-        ds = self._read(ray, data, fmt, limit)
-        summary.rows = ds.count() if fmt == "parquet" else 0
+    def pipeline(self, ray: Any, ds: Any, fmt: str, done: frozenset[tuple[str, str]],
+                 run_id: str) -> Any:
+        """Input rows -> result rows (see :mod:`judgeforge.graders.distributed.shards`)."""
         per_actor = max(1, math.ceil(self.concurrency / self.actors))
-        graded = ds.map_batches(
+        return ds.map_batches(
             GradeBatches, batch_size=self.batch_size, batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=self.actors),
             fn_constructor_kwargs={
                 "grader": detach_model(self.grader), "name": self.name,
                 "endpoints": self.endpoints, "model_options": self.model_options,
                 "per_endpoint_concurrency": per_actor, "fmt": fmt,
-                "done": ray.put(frozenset(done)), "run_id": run_id,
-                "cooldown_s": self.cooldown_s},
+                "done": ray.put(done), "run_id": run_id, "cooldown_s": self.cooldown_s},
             num_cpus=0.5)
-        graded.write_parquet(output)
-        summary.seconds = time.perf_counter() - t0
-        results = read_results(output)
-        mine = results.filter(_eq(results, "run_id", run_id))
-        types = mine.column("error_type").to_pylist()
-        summary.graded = mine.num_rows
-        summary.failed = count_by_type(types)
-        summary.scored = summary.graded - sum(summary.failed.values())
-        summary.by_endpoint = count_by_type(mine.column("endpoint").to_pylist())
-        redone = {(r, g) for r, g in zip(mine.column("row_id").to_pylist(),
-                                         mine.column("grader").to_pylist())}
-        summary.retried = len(redone & before.retryable)
-        if fmt != "parquet":
-            summary.rows = summary.graded + len(done)  # upper bound: done keys of this grader
-        summary.skipped = max(0, summary.rows - summary.graded)
-        summary.superseded_dropped = compact(output, keep_run=run_id)
-        log.info("%s", summary)
-        return summary
+
+
+class RayVLLMEngineJob:
+    """Backend (b): the grader's requests run by vLLM engines inside Ray Data (GPUs).
+
+    ``judge``: a servable judge folder (HF weights; its card's prompt settings are the
+    grader's business). ``replicas`` engines of ``tensor_parallel_size`` GPUs each. The grader
+    (``sample`` or one-dimension ``expected`` mode, optionally constrained) builds each request
+    and parses each answer (:mod:`judgeforge.graders.distributed.vllm_engine`).
+    """
+
+    endpoints: list[str]
+
+    def __init__(self, grader: Any, judge: str, *, name: str | None = None, replicas: int = 1,
+                 tensor_parallel_size: int = 1, batch_size: int = 64,
+                 max_model_len: int | None = 4096, retry_errors: bool = True,
+                 engine_kwargs: Mapping[str, Any] | None = None,
+                 show_progress: bool = True) -> None:
+        from judgeforge.graders.distributed.vllm_engine import check_engine_grader
+
+        check_engine_grader(grader)
+        self.grader = grader
+        self.name = str(name or getattr(grader, "name", "") or "grader")
+        self.judge = str(judge)
+        self.replicas, self.tensor_parallel_size = replicas, tensor_parallel_size
+        self.batch_size, self.max_model_len = batch_size, max_model_len
+        self.retry_errors, self.show_progress = retry_errors, show_progress
+        self.engine_kwargs = dict(engine_kwargs or {})
+        self.endpoints = [self.judge] * replicas
+        self.summary: JobSummary | None = None
+
+    def config(self) -> Any:
+        """The ``vLLMEngineProcessorConfig`` this job uses."""
+        from judgeforge.graders.distributed.vllm_engine import vllm_engine_config
+
+        return vllm_engine_config(self.judge, replicas=self.replicas,
+                                  tensor_parallel_size=self.tensor_parallel_size,
+                                  batch_size=self.batch_size, max_model_len=self.max_model_len,
+                                  engine_kwargs=self.engine_kwargs)
+
+    def run(self, data: str, output: str, *, limit: int | None = None) -> JobSummary:
+        """Grade ``data`` into ``output`` (same shards, resume and summary as backend (a))."""
+        self.summary = _run_job(self, str(data), str(output), limit)
+        return self.summary
+
+    def pipeline(self, ray: Any, ds: Any, fmt: str, done: frozenset[tuple[str, str]],
+                 run_id: str) -> Any:
+        from judgeforge.graders.distributed.vllm_engine import (
+            build_vllm_processor,
+            engine_error_row,
+            prepare_batch,
+        )
+
+        name, judge = self.name, self.judge
+        prepared = ds.map_batches(prepare_batch, batch_format="pyarrow",
+                                  fn_constructor_kwargs={"name": name, "fmt": fmt,
+                                                         "done": done, "run_id": run_id},
+                                  compute=ray.data.ActorPoolStrategy(size=1))
+        bad = prepared.filter(lambda r: bool(r["error"]))
+        good = prepared.filter(lambda r: not r["error"]).drop_columns(["error"])
+        processor = build_vllm_processor(self.grader, self.config(), name, run_id)
+        scored = processor(good)
+        return bad.union(scored).map(lambda r: engine_error_row(r, name, run_id, judge))
+
+
+def _run_job(job: Any, data: str, output: str, limit: int | None) -> JobSummary:
+    ray = require("ray", "ray")
+    require("ray.data", "ray")
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        ray.init(include_dashboard=False, log_to_driver=False)
+    try:
+        return _run(job, ray, data, output, limit)
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _run(job: Any, ray: Any, data: str, output: str, limit: int | None) -> JobSummary:
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = job.show_progress
+    run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    fmt = input_format(data)
+    before = scan(output)
+    done = {k for k in before.final if k[1] == job.name}
+    if not job.retry_errors:
+        done |= {k for k in before.retryable if k[1] == job.name}
+    summary = JobSummary(endpoints=len(job.endpoints), output=output, run_id=run_id,
+                         torn_shards=len(before.torn))
+    t0 = time.perf_counter()
+    ds = ray.data.read_text(data) if fmt == "jsonl" else ray.data.read_parquet(data)
+    if limit is not None:
+        ds = ds.limit(limit)
+    summary.rows = ds.count() if fmt == "parquet" else 0
+    job.pipeline(ray, ds, fmt, frozenset(done), run_id).write_parquet(output)
+    summary.seconds = time.perf_counter() - t0
+    results = read_results(output)
+    mine = results.filter(_eq(results, "run_id", run_id))
+    summary.graded = mine.num_rows
+    summary.failed = count_by_type(mine.column("error_type").to_pylist())
+    summary.scored = summary.graded - sum(summary.failed.values())
+    summary.by_endpoint = count_by_type(mine.column("endpoint").to_pylist())
+    redone = set(zip(mine.column("row_id").to_pylist(), mine.column("grader").to_pylist()))
+    summary.retried = len(redone & before.retryable)
+    if fmt != "parquet":  # counting text rows would read the file once more
+        summary.rows = summary.graded + len(done)
+    summary.skipped = max(0, summary.rows - summary.graded)
+    summary.superseded_dropped = compact(output, keep_run=run_id)
+    log.info("%s", summary)
+    return summary
 
 
 def _eq(table: Any, column: str, value: str) -> Any:

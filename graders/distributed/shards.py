@@ -21,13 +21,23 @@ import logging
 import os
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from judgeforge.graders.results import is_error, to_dict
 
-__all__ = ["RESULT_COLUMNS", "result_schema", "result_row", "results_table", "scan",
-           "ShardScan", "compact", "read_results", "count_by_type"]
+__all__ = [
+    "RESULT_COLUMNS",
+    "ShardScan",
+    "compact",
+    "count_by_type",
+    "read_results",
+    "result_row",
+    "result_schema",
+    "results_table",
+    "scan",
+]
 
 log = logging.getLogger(__name__)
 

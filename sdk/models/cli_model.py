@@ -82,6 +82,9 @@ def register_serve(subparsers: Any) -> None:
                    help="force the device kind (default: detected)")
     p.add_argument("--tensor-parallel-size", type=int, default=None,
                    help="GPUs to shard the model over (GPU only)")
+    p.add_argument("--data-parallel-size", type=int, default=None,
+                   help="vLLM engines (replicas) behind this one URL, each on its own "
+                        "tensor-parallel group of GPUs (GPU only; vLLM's --data-parallel-size)")
     p.add_argument("--gpu-memory-utilization", type=float, default=None,
                    help="fraction of GPU memory vLLM may use (GPU only)")
     p.add_argument("--shutdown-timeout", type=int, default=60,
@@ -111,6 +114,7 @@ def server_from_args(args: argparse.Namespace) -> Any:
         device=args.device, dtype=args.dtype, max_model_len=args.max_model_len,
         kv_cache_gib=args.kv_cache_gib, enforce_eager=args.enforce_eager,
         tensor_parallel_size=args.tensor_parallel_size,
+        data_parallel_size=args.data_parallel_size,
         gpu_memory_utilization=args.gpu_memory_utilization,
         shutdown_timeout=args.shutdown_timeout, startup_timeout=args.startup_timeout,
         log_file=args.log_file,

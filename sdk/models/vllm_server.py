@@ -111,6 +111,7 @@ def build_vllm_command(
     shutdown_timeout: int = DEFAULT_SHUTDOWN_TIMEOUT,
     extra_args: Sequence[str] = (),
     python: str | None = None,
+    data_parallel_size: int | None = None,
 ) -> list[str]:
     """The argv that starts vLLM's OpenAI server for ``model_path`` (pure; nothing is run).
 
@@ -145,6 +146,8 @@ def build_vllm_command(
     if device == "cpu":
         if tensor_parallel_size not in (None, 1):
             raise ConfigError("tensor_parallel_size > 1 needs GPUs; this vLLM build is CPU-only")
+        if data_parallel_size not in (None, 1):  # N engines behind one URL: GPUs only
+            raise ConfigError("data_parallel_size > 1 needs GPUs; this vLLM build is CPU-only")
         if gpu_memory_utilization is not None:
             raise ConfigError("gpu_memory_utilization applies to GPUs only; on CPU use kv_cache_gib")
     else:
@@ -152,6 +155,10 @@ def build_vllm_command(
             if tensor_parallel_size < 1:
                 raise ConfigError("tensor_parallel_size must be >= 1")
             cmd += ["--tensor-parallel-size", str(int(tensor_parallel_size))]
+        if data_parallel_size is not None:
+            if data_parallel_size < 1:
+                raise ConfigError("data_parallel_size must be >= 1")
+            cmd += ["--data-parallel-size", str(int(data_parallel_size))]
         if gpu_memory_utilization is not None:
             if not 0 < gpu_memory_utilization <= 1:
                 raise ConfigError("gpu_memory_utilization must be in (0, 1]")
@@ -331,6 +338,7 @@ class VLLMServer:
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         python: str | None = None,
+        data_parallel_size: int | None = None,
     ) -> None:
         from judgeforge.models.resolve import resolve_model_path
 
@@ -348,6 +356,7 @@ class VLLMServer:
         self.kv_cache_gib = kv_cache_gib
         self.enforce_eager = enforce_eager
         self.tensor_parallel_size = tensor_parallel_size
+        self.data_parallel_size = data_parallel_size
         self.gpu_memory_utilization = gpu_memory_utilization
         self.shutdown_timeout = shutdown_timeout
         self.startup_timeout = startup_timeout
@@ -408,7 +417,7 @@ class VLLMServer:
             enforce_eager=self.enforce_eager, tensor_parallel_size=self.tensor_parallel_size,
             gpu_memory_utilization=self.gpu_memory_utilization, kv_cache_gib=self.kv_cache_gib,
             shutdown_timeout=self.shutdown_timeout, extra_args=self.extra_args,
-            python=self.python,
+            python=self.python, data_parallel_size=self.data_parallel_size,
         )
 
     def start(self) -> "VLLMServer":
