@@ -7,7 +7,7 @@ imports torch, vllm, verl or ray).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -55,7 +55,50 @@ _EXPORTS: dict[str, str] = {
     "ScriptedChatModel": "judgeforge.models.mock",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
+    from judgeforge.data.io import load_records, LoadResult, write_records
+    from judgeforge.data.schema import (
+        DatasetInfo,
+        Message,
+        PointwiseOutput,
+        PointwiseRecord,
+        Scale,
+    )
+    from judgeforge.data.split import stratified_split
+    from judgeforge.data.validate import RowError
+    from judgeforge.errors import (
+        ConfigError,
+        DataError,
+        JudgeforgeError,
+        MissingExtraError,
+        ModelConnectionError,
+        ModelError,
+        ModelRateLimitError,
+        ModelStatusError,
+        ModelTimeoutError,
+        ServerError,
+    )
+    from judgeforge.metrics import compute_metrics
+    from judgeforge.models.base import ChatModel, ChatOptions, ChatResponse
+    from judgeforge.models.default_model import prepare_default_model
+    from judgeforge.models.mock import ScriptedChatModel
+    from judgeforge.models.openai_chat import OpenAIChatModel
+    from judgeforge.models.vllm_server import VLLMServer
+    from judgeforge.parsing import parse_score, ParsedScore, ParseFailure
+    from judgeforge.prompt import build_messages, PromptTemplate
+    from judgeforge.rewards import exact_match_reward, exp_decay_reward, quadratic_reward
+
+# a literal list (type checkers read it); tests/test_public_api.py keeps it equal to _EXPORTS
+__all__ = [
+    "ChatModel", "ChatOptions", "ChatResponse", "ConfigError", "DataError", "DatasetInfo",
+    "JudgeforgeError", "LoadResult", "Message", "MissingExtraError", "ModelConnectionError",
+    "ModelError", "ModelRateLimitError", "ModelStatusError", "ModelTimeoutError",
+    "OpenAIChatModel", "ParseFailure", "ParsedScore", "PointwiseOutput", "PointwiseRecord",
+    "PromptTemplate", "RowError", "Scale", "ScriptedChatModel", "ServerError", "VLLMServer",
+    "build_messages", "compute_metrics", "exact_match_reward", "exp_decay_reward", "load_records",
+    "parse_score", "prepare_default_model", "quadratic_reward", "stratified_split",
+    "write_records", "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

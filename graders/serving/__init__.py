@@ -7,3 +7,5 @@
 Importing this package does not import FastAPI or uvicorn (``app`` and ``server`` do; they need
 the ``api`` or ``serve`` extra).
 """
+
+__all__: list[str] = []  # a namespace of modules: import them by name

@@ -7,7 +7,7 @@ datasets until a function that needs them is used).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -39,7 +39,44 @@ _EXPORTS: dict[str, str] = {
     "split_file": "judgeforge.data.split",
 }
 
-__all__ = sorted(_EXPORTS)
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
+    from judgeforge.data.converters.generic import ColumnMapping, convert_generic
+    from judgeforge.data.converters.helpsteer2 import convert_helpsteer2
+    from judgeforge.data.converters.prometheus import convert_prometheus
+    from judgeforge.data.io import (
+        iter_raw_rows,
+        load_records,
+        LoadResult,
+        read_info,
+        write_records,
+    )
+    from judgeforge.data.keys import content_hash, record_key
+    from judgeforge.data.schema import (
+        DatasetInfo,
+        DEFAULT_SCALE,
+        Message,
+        PointwiseOutput,
+        PointwiseRecord,
+        Scale,
+    )
+    from judgeforge.data.split import group_split, split_file, stratified_split
+    from judgeforge.data.validate import (
+        check_labels,
+        coerce_score,
+        infer_info,
+        RawRow,
+        RowError,
+        validate_rows,
+    )
+
+# a literal list (type checkers read it); tests/test_public_api.py keeps it equal to _EXPORTS
+__all__ = [
+    "ColumnMapping", "DEFAULT_SCALE", "DatasetInfo", "LoadResult", "Message", "PointwiseOutput",
+    "PointwiseRecord", "RawRow", "RowError", "Scale", "check_labels", "coerce_score",
+    "content_hash", "convert_generic", "convert_helpsteer2", "convert_prometheus", "group_split",
+    "infer_info", "iter_raw_rows", "load_records", "read_info", "record_key", "split_file",
+    "stratified_split", "validate_rows", "write_records",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,7 @@ openai, torch, vllm or transformers.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from judgeforge.models.base import (
     ChatChoice,
@@ -31,8 +31,29 @@ _LAZY: dict[str, str] = {
     "ScriptedChatModel": "judgeforge.models.mock",
 }
 
-__all__ = ["ChatChoice", "ChatModel", "ChatOptions", "ChatResponse", "TokenLogprob", "Usage",
-           *sorted(_LAZY)]
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
+    from judgeforge.models.default_model import (
+        default_model_path,
+        judgeforge_home,
+        prepare_default_model,
+    )
+    from judgeforge.models.mock import ScriptedChatModel
+    from judgeforge.models.openai_chat import OpenAIChatModel
+    from judgeforge.models.retry import RetryPolicy
+    from judgeforge.models.vllm_server import (
+        VLLMServer,
+        build_vllm_command,
+        build_vllm_env,
+        detect_device,
+    )
+
+__all__ = [
+    "ChatChoice", "ChatModel", "ChatOptions", "ChatResponse", "TokenLogprob", "Usage",
+    # lazy (see _LAZY)
+    "OpenAIChatModel", "RetryPolicy", "ScriptedChatModel", "VLLMServer", "build_vllm_command",
+    "build_vllm_env", "default_model_path", "detect_device", "judgeforge_home",
+    "prepare_default_model",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -10,3 +10,5 @@
 
 Nothing here imports verl, ray or torch at import time, except ``dataset``.
 """
+
+__all__: list[str] = []  # a namespace of modules: import them by name
