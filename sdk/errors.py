@@ -8,6 +8,7 @@ catch the project's errors without catching programming bugs.
     ├── DataError                a data file or record is invalid (carries every RowError)
     ├── ConfigError              a configuration value is invalid
     ├── ServerError              a managed model server failed to start or died
+    ├── StorageError             an output file could not be written (disk full, permissions)
     └── ModelError               a call to a model failed (after retries, if retryable)
         ├── ModelConnectionError     the server could not be reached
         ├── ModelTimeoutError        the call timed out
@@ -26,6 +27,7 @@ __all__ = [
     "DataError",
     "ConfigError",
     "ServerError",
+    "StorageError",
     "ModelError",
     "ModelConnectionError",
     "ModelTimeoutError",
@@ -78,6 +80,11 @@ class ServerError(JudgeforgeError, RuntimeError):
         if log_tail:
             full += "\n--- last lines of the server log ---\n" + log_tail
         super().__init__(full)
+
+
+class StorageError(JudgeforgeError, OSError):
+    """An output file (results, a written dataset) could not be written: disk full,
+    permissions. The message names the file; nothing half-written is left behind."""
 
 
 class ModelError(JudgeforgeError):

@@ -2,7 +2,13 @@
 
 One line per (row, grader)::
 
-    {"key": "<row key>", "grader": "<config key>", "index": 3, "result": {...}}
+    {"key": "<row key>", "grader": "<config key>", "index": 3, "row_fp": "<16 hex>",
+     "config_fp": "<16 hex>", "result": {...}}
+
+``row_fp`` fingerprints what was graded (:func:`content_fingerprint` of the grader's inputs) and
+``config_fp`` how (:func:`grader_fingerprint`: grader name, mode, dimensions and
+scales, prompt settings, decoding options, model name and URL). A stored result is reused only
+when both match; otherwise the runner grades the row again (or refuses, see the runner).
 
 ``result`` is :func:`judgeforge.graders.results.to_dict` of the score or error. Each line is written as
 soon as its result exists, with one ``write`` on an ``O_APPEND`` descriptor, so it survives a
@@ -13,12 +19,19 @@ unsynced for longer than one fsync); ``fsync="line"`` fsyncs each line before go
 row on ordinary disks); ``fsync="off"`` leaves it to the OS.
 
 On open, a torn last line (no trailing newline) is cut off and its row is graded again; a line
-that is not valid JSON elsewhere is ignored (and dropped when the file is compacted). An
-exclusive ``flock`` stops two runs from writing the same file.
+that is not valid JSON elsewhere, or whose result is unusable (no score and no error, a score
+that is not a finite number, metadata that is not an object), is reported in ``bad_lines``/
+``bad_reasons`` and ignored, so its row is graded again (and it is dropped when the file is
+compacted). An exclusive ``flock`` stops two runs from writing the same file.
+
+A failed write (disk full) is a :class:`~judgeforge.errors.StorageError` naming the file; a
+short write is completed or reported, and compaction leaves no temporary file behind.
 
 Row keys (:func:`row_key`): the row's ``id`` when present, else
 :func:`judgeforge.data.keys.record_key`'s content hash for pointwise records, else a sha1 of the
-row's canonical JSON; repeats get ``-2``, ``-3``... suffixes in dataset order.
+row's canonical JSON. An id that several rows share gets ``#`` and 16 hex digits of the row's
+content (so reordering rows never swaps their results); rows identical in content too get
+``-2``, ``-3``... suffixes.
 """
 
 from __future__ import annotations
@@ -29,14 +42,18 @@ import json
 import logging
 import os
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
 from judgeforge.data.keys import canonical_json, record_key, unique_ids
-from judgeforge.errors import ConfigError
+from judgeforge.errors import ConfigError, DataError, StorageError
+from judgeforge.graders.results import from_dict
+from judgeforge.parsing import finite_score
 
-__all__ = ["Checkpoint", "CheckpointEntry", "FsyncMode", "row_key", "row_keys"]
+__all__ = ["Checkpoint", "CheckpointEntry", "FsyncMode", "row_key", "row_keys",
+           "content_fingerprint", "grader_fingerprint"]
 
 FsyncMode = Literal["batch", "line", "off"]
 
@@ -58,9 +75,75 @@ def row_key(row: Any) -> str:
     raise TypeError(f"cannot key a row of type {type(row).__name__}")
 
 
+def _row_content(row: Any) -> Any:
+    if hasattr(row, "to_dict"):
+        return row.to_dict()
+    if hasattr(row, "model_dump"):
+        return row.model_dump(mode="json")
+    return row
+
+
+def content_fingerprint(value: Any) -> str:
+    """16 hex digits of the sha1 of ``value``'s canonical JSON (stable across runs)."""
+    payload = canonical_json(value)
+    return hashlib.sha1(payload.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
 def row_keys(rows: Sequence[Any]) -> list[str]:
-    """Keys for every row, unique within the dataset."""
-    return unique_ids([row_key(r) for r in rows])
+    """Keys for every row, unique within the dataset (see the module docstring)."""
+    keys = [row_key(r) for r in rows]
+    counts = Counter(keys)
+    keys = [f"{k}#{content_fingerprint(_row_content(r))}" if counts[k] > 1 else k
+            for k, r in zip(keys, rows)]
+    return unique_ids(keys)
+
+
+_GRADER_OPTIONS = ("mode", "constrained", "n", "vote", "temperature", "max_tokens",
+                   "top_logprobs", "seed")
+
+
+def grader_fingerprint(grader: Any) -> str:
+    """16 hex digits naming how ``grader`` grades: its name, scoring options, dimensions and
+    scales, prompt settings, and its model's name and URL (not its Python class: moving code
+    must not make every stored result stale).
+
+    A grader may define ``fingerprint_data()`` (a JSON-ready dict) to say it itself.
+    """
+    own = getattr(grader, "fingerprint_data", None)
+    if callable(own):
+        return content_fingerprint(own())
+    data: dict[str, Any] = {"name": getattr(grader, "name", None)}
+    data.update({o: getattr(grader, o) for o in _GRADER_OPTIONS if hasattr(grader, o)})
+    template = getattr(grader, "template", None)
+    if template is not None:
+        dims = getattr(template, "dimensions", {}) or {}
+        data["dimensions"] = {d: [getattr(s, "min", None), getattr(s, "max", None)]
+                              for d, s in dict(dims).items()}
+        settings = getattr(template, "settings", None)
+        data["prompt"] = settings() if callable(settings) else repr(template)
+    model = getattr(grader, "model", None)
+    if model is not None:
+        # a managed server's URL (a free port) changes every run; its model folder does not
+        url = "managed" if getattr(model, "managed", False) else getattr(model, "base_url", "")
+        data["model"] = {"name": getattr(model, "name", None),
+                         "model": str(getattr(model, "model", "") or ""), "base_url": str(url or "")}
+    return content_fingerprint(data)
+
+
+def check_result(result: Any) -> dict[str, Any]:
+    """``result`` when it is a usable stored result, else ``ValueError`` saying why."""
+    if not isinstance(result, dict):
+        raise ValueError(f"result is a {type(result).__name__}, not an object")
+    meta = result.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        raise ValueError(f"metadata is a {type(meta).__name__}, not an object")
+    if result.get("error") is None:
+        try:
+            finite_score(result.get("score"), what="score")
+        except DataError as exc:
+            raise ValueError(str(exc)) from None
+    from_dict(result)
+    return result
 
 
 @dataclass
@@ -71,6 +154,8 @@ class CheckpointEntry:
     grader: str
     index: int | None
     result: dict[str, Any]
+    row_fp: str | None = None
+    config_fp: str | None = None
 
     @property
     def retryable(self) -> bool:
@@ -80,8 +165,9 @@ class CheckpointEntry:
 
     def line(self) -> bytes:
         data = {"key": self.key, "grader": self.grader, "index": self.index,
-                "result": self.result}
-        return (json.dumps(data, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+                "row_fp": self.row_fp, "config_fp": self.config_fp, "result": self.result}
+        return (json.dumps(data, ensure_ascii=False, default=str, allow_nan=False)
+                + "\n").encode("utf-8", "surrogatepass")
 
 
 class Checkpoint:
@@ -101,6 +187,7 @@ class Checkpoint:
         self.entries: dict[tuple[str, str], CheckpointEntry] = {}
         self.torn_lines = 0
         self.bad_lines = 0
+        self.bad_reasons: list[str] = []
         self.superseded = 0
         self.appended = 0
         self._fd: int | None = None
@@ -123,8 +210,11 @@ class Checkpoint:
             os.ftruncate(fd, end)
             log.warning("%s: dropped a torn last line (%d bytes)", self.path, len(data) - end)
             data = data[:end]
-        for raw in data.splitlines():
-            self._load_line(raw)
+        for number, raw in enumerate(data.splitlines(), 1):
+            self._load_line(raw, number)
+        if self.bad_lines:
+            log.warning("%s: %d unusable result line(s) ignored, their rows are graded again "
+                        "(%s)", self.path, self.bad_lines, "; ".join(self.bad_reasons[:5]))
         if self.fsync == "batch":
             self._syncer = threading.Thread(target=self._sync_loop, name="checkpoint-fsync",
                                             daemon=True)
@@ -153,15 +243,20 @@ class Checkpoint:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _load_line(self, raw: bytes) -> None:
+    def _load_line(self, raw: bytes, number: int = 0) -> None:
         if not raw.strip():
             return
         try:
             data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            fps = [data.get(f) for f in ("row_fp", "config_fp")]
             entry = CheckpointEntry(str(data["key"]), str(data["grader"]), data.get("index"),
-                                    dict(data["result"]))
-        except (ValueError, KeyError, TypeError):
+                                    check_result(data["result"]),
+                                    *(str(f) if f is not None else None for f in fps))
+        except (ValueError, KeyError, TypeError) as exc:
             self.bad_lines += 1
+            self.bad_reasons.append(f"line {number}: {type(exc).__name__}: {str(exc)[:80]}")
             return
         ident = (entry.key, entry.grader)
         if ident in self.entries:
@@ -169,20 +264,38 @@ class Checkpoint:
         self.entries[ident] = entry  # the last line for a (row, grader) wins
 
     # -- writing -------------------------------------------------------------------------------
-    def append(self, key: str, grader: str, index: int | None, result: dict[str, Any]) -> None:
+    def append(self, key: str, grader: str, index: int | None, result: dict[str, Any], *,
+               row_fp: str | None = None, config_fp: str | None = None) -> None:
         """Append one result line (one write, then fsync)."""
         if self._fd is None:
             raise RuntimeError("checkpoint is not open")
-        entry = CheckpointEntry(key, grader, index, result)
+        entry = CheckpointEntry(key, grader, index, result, row_fp, config_fp)
+        line = entry.line()
+        self._write(line)
         if (key, grader) in self.entries:
             self.superseded += 1
         self.entries[(key, grader)] = entry
-        os.write(self._fd, entry.line())
         if self.fsync == "line":
             os.fsync(self._fd)
         elif self.fsync == "batch":
             self._wake.set()
         self.appended += 1
+
+    def _write(self, line: bytes) -> None:
+        """Write all of ``line``: a short write is continued, a failed one is a StorageError
+        (the partial line is a torn line that the next open cuts off)."""
+        assert self._fd is not None
+        view = memoryview(line)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                if written <= 0:
+                    raise OSError(0, "the write wrote nothing")
+                view = view[written:]
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise StorageError(f"{self.path}: cannot write the results file ({why}); the "
+                               "results so far are kept and a rerun resumes from them") from exc
 
     @property
     def needs_compaction(self) -> bool:
@@ -202,11 +315,17 @@ class Checkpoint:
                 seen.add(ident)
         ordered += [e for i, e in self.entries.items() if i not in seen]
         tmp = self.path.with_name(f".{self.path.name}.compact-{os.getpid()}")
-        with open(tmp, "wb") as fh:
-            fh.writelines(e.line() for e in ordered)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.writelines(e.line() for e in ordered)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            why = exc.strerror or str(exc)
+            raise StorageError(f"{self.path}: cannot compact the results file ({why}); the "
+                               "file is unchanged and complete") from exc
         dir_fd = os.open(self.path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)

@@ -9,6 +9,14 @@ mapper paths), except an error marked ``metadata.retryable`` -- transport failur
 (:class:`~judgeforge.errors.ModelError`) and unexpected exceptions -- which a rerun grades again
 (``retry_errors=False`` keeps them). At the end the file is compacted to one line per (row,
 grader), row by row in dataset order.
+
+A stored result is reused only for the same row content and the same grading configuration
+(the line's ``row_fp``/``config_fp``, see :mod:`judgeforge.graders.runner.checkpoint`). A
+stale one (the row's text changed, or the grader's mode, scale, prompt or model did; or a line
+written before fingerprints existed) is graded again and counted in ``RunSummary.stale``;
+``on_stale="refuse"`` raises a :class:`~judgeforge.errors.ConfigError` instead, before any
+grading. Unusable lines in the file are reported (``RunSummary.bad_lines``) and their rows
+graded again.
 """
 
 from __future__ import annotations
@@ -21,10 +29,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from judgeforge.data.keys import unique_ids
-from judgeforge.errors import JudgeforgeError, ModelError
+from judgeforge.errors import ConfigError, DataError, JudgeforgeError, ModelError
 from judgeforge.graders.results import GraderError, from_dict, is_error, is_score, to_dict
-from judgeforge.graders.runner.checkpoint import Checkpoint, FsyncMode, row_keys
+from judgeforge.graders.runner.checkpoint import (Checkpoint, FsyncMode, content_fingerprint,
+                                                   grader_fingerprint, row_keys)
 from judgeforge.graders.runner.config import GraderConfig, MappingError, apply_mapper
+from judgeforge.parsing import finite_score
 
 __all__ = ["GradingRunner", "RunSummary"]
 
@@ -43,6 +53,8 @@ class RunSummary:
     failed: int = 0
     skipped: int = 0
     retried: int = 0
+    stale: int = 0
+    bad_lines: int = 0
     torn_lines: int = 0
     output: str | None = None
 
@@ -53,11 +65,24 @@ class RunSummary:
     def __str__(self) -> str:
         text = (f"{self.rows} row(s) x {self.graders} grader(s): done {self.done}, failed "
                 f"{self.failed}, skipped {self.skipped} (already in the output)")
+        if self.stale:
+            text += (f", {self.stale} stale result(s) regraded (row or grading configuration "
+                     "changed)")
+        if self.bad_lines:
+            text += f", {self.bad_lines} unusable result line(s) ignored"
         if self.retried:
             text += f", {self.retried} earlier error(s) retried"
         if self.torn_lines:
             text += f", {self.torn_lines} torn line(s) redone"
         return text + (f" -> {self.output}" if self.output else "")
+
+
+def _row_fingerprint(config: GraderConfig, row: Any) -> str:
+    """What the grader is given for ``row`` (its mapped inputs), fingerprinted."""
+    try:
+        return content_fingerprint(apply_mapper(row, config.mapper))
+    except Exception:  # a row the mapper cannot read: fingerprint the row itself
+        return content_fingerprint(row.to_dict() if hasattr(row, "to_dict") else row)
 
 
 def _error(name: str, exc: BaseException, reason: str, retryable: bool) -> GraderError:
@@ -89,6 +114,7 @@ class GradingRunner:
         fsync: FsyncMode | bool = "batch",
         key: Callable[[Any], str] | None = None,
         progress_desc: str = "Grading",
+        on_stale: str = "regrade",
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
@@ -112,7 +138,11 @@ class GradingRunner:
         self.fsync = fsync
         self.key = key
         self.progress_desc = progress_desc
+        if on_stale not in ("regrade", "refuse"):
+            raise ConfigError(f"on_stale must be 'regrade' or 'refuse', not {on_stale!r}")
+        self.on_stale = on_stale
         self.summary: RunSummary | None = None
+        self._fps: dict[tuple[str, int], tuple[str, str]] = {}
 
     # -- one evaluation ------------------------------------------------------------------------
     async def _evaluate(self, name: str, config: GraderConfig, row: Any) -> Any:
@@ -140,6 +170,11 @@ class GradingRunner:
             return GraderError(name=gname, error=f"grader returned {type(result).__name__}, "
                                "not a score or an error", reason="unexpected result type",
                                metadata={"error_type": "TypeError", "retryable": False})
+        if is_score(result):
+            try:
+                finite_score(result.score, what=f"{gname} score")
+            except DataError as exc:
+                return _error(gname, exc, f"{gname} returned an unusable score", False)
         return result
 
     # -- the batch -----------------------------------------------------------------------------
@@ -151,16 +186,31 @@ class GradingRunner:
     def _plan(self, rows: Sequence[Any], keys: list[str] | None, ck: Checkpoint | None,
               results: RunnerResult, summary: RunSummary) -> list[tuple[str, int]]:
         jobs: list[tuple[str, int]] = []
-        for name in self.grader_configs:
+        stale: list[str] = []
+        for name, config in self.grader_configs.items():
+            config_fp = grader_fingerprint(config.grader) if ck else ""
             for i in range(len(rows)):
                 entry = ck.entries.get((keys[i], name)) if ck and keys else None
+                if ck is not None:
+                    self._fps[(name, i)] = (_row_fingerprint(config, rows[i]), config_fp)
                 if entry is not None:
-                    if not (self.retry_errors and entry.retryable):
+                    if (entry.row_fp, entry.config_fp) != self._fps[(name, i)]:
+                        what = ("grading configuration" if entry.row_fp == self._fps[(name, i)][0]
+                                else "row content")
+                        stale.append(f"row {keys[i]!r} x {name!r}: the {what} changed")
+                        summary.stale += 1
+                    elif not (self.retry_errors and entry.retryable):
                         results[name][i] = from_dict(entry.result)
                         summary.skipped += 1
                         continue
-                    summary.retried += 1
+                    else:
+                        summary.retried += 1
                 jobs.append((name, i))
+        if stale and self.on_stale == "refuse":
+            raise ConfigError(
+                f"{ck.path if ck else ''}: {len(stale)} stored result(s) were made from other row "
+                f"content or another grading configuration ({'; '.join(stale[:3])}); grade "
+                "into another output file, or let the rerun regrade them (on_stale='regrade')")
         return jobs
 
     async def arun(self, dataset: Iterable[Any], *,
@@ -174,12 +224,14 @@ class GradingRunner:
         summary = RunSummary(rows=len(rows), graders=len(self.grader_configs),
                              output=str(path) if path is not None else None)
         self.summary = summary
+        self._fps = {}
         results: RunnerResult = {name: [None] * len(rows) for name in self.grader_configs}
         ck = Checkpoint(path, fsync=self.fsync) if path is not None else None
         keys = self._keys(rows) if ck is not None else None
         if ck is not None:
             ck.open()
             summary.torn_lines = ck.torn_lines
+            summary.bad_lines = ck.bad_lines
         try:
             jobs = self._plan(rows, keys, ck, results, summary)
             await self._run_jobs(jobs, rows, keys, ck, results, summary)
@@ -214,7 +266,9 @@ class GradingRunner:
                 else:
                     summary.done += 1
                 if ck is not None and keys is not None:
-                    ck.append(keys[i], name, i, to_dict(result))
+                    row_fp, config_fp = self._fps[(name, i)]
+                    ck.append(keys[i], name, i, to_dict(result), row_fp=row_fp,
+                              config_fp=config_fp)
                 if bar is not None:
                     bar.update(1)
 

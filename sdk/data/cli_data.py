@@ -94,6 +94,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         _print_errors(result.errors, limit=args.max_errors)
         print(f"{args.file}: {result.skipped} invalid row(s) of {total}", file=sys.stderr)
         return 1
+    from judgeforge.data.validate import duplicate_ids
+
+    repeats = duplicate_ids(result.records)
+    if repeats:
+        _print_errors(repeats, limit=args.max_errors)
+        print(f"{args.file}: {len(repeats)} row(s) repeat an earlier row's id", file=sys.stderr)
+        return 1
     dims = ", ".join(f"{d} {s}" for d, s in result.info.dimensions.items())
     print(f"{args.file}: {total} rows OK (dimensions: {dims})")
     return 0

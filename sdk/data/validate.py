@@ -23,6 +23,7 @@ __all__ = [
     "apply_scales",
     "check_labels",
     "coerce_score",
+    "duplicate_ids",
     "format_errors",
     "infer_info",
     "parse_record",
@@ -140,6 +141,23 @@ def check_labels(record: PointwiseRecord, info: DatasetInfo, *, index: int,
             scale = DEFAULT_SCALE
         if value not in scale:
             errors.append(RowError(index, line, field, f"{value} is outside the scale {scale}"))
+    return errors
+
+
+def duplicate_ids(records: Iterable[PointwiseRecord]) -> list[RowError]:
+    """One :class:`RowError` per row whose ``id`` an earlier row already has (rows are
+    counted from 0 in ``records``' order). A results file keys rows by id, so ids must be
+    unique for its results to stay with their rows."""
+    first: dict[str, int] = {}
+    errors: list[RowError] = []
+    for index, record in enumerate(records):
+        if record.id is None or record.id == "":
+            continue
+        if record.id in first:
+            errors.append(RowError(index, None, "id",
+                                   f"{_short(record.id)} repeats the id of row {first[record.id]}"))
+        else:
+            first[record.id] = index
     return errors
 
 
