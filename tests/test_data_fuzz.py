@@ -270,4 +270,4 @@ def test_truncated_or_corrupted_parquet(folder: Path, cut: int, flip: int) -> No
     except DataError as exc:
         assert exc.errors
     else:
-        assert len(result.records) + result.skipped <= 20 or result.skipped >= 0
+        assert len(result.records) + result.skipped == 20  # no row lost without an error

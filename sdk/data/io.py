@@ -152,16 +152,29 @@ def _iter_json_list(path: Path) -> Iterator[RawRow]:
 
 def _iter_csv(path: Path) -> Iterator[RawRow]:
     import csv
+    import itertools
 
+    # strict: a stray quote is an error naming its row, not a cell that swallows later rows
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
+            reader = csv.reader(fh, strict=True)
             header = next(reader, None)
             if header is None:
                 return
+            _check_header(path, header)
             prev_line = reader.line_num
-            for index, values in enumerate(reader):
+            for index in itertools.count():
                 line = prev_line + 1
+                try:
+                    values = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    raise DataError(
+                        f"{path}: row {index} (line {line}): unreadable CSV: {exc} (a stray "
+                        f"quote, or a cell over {csv.field_size_limit():,} characters?); rows "
+                        "after it cannot be read reliably",
+                        [RowError(index, line, None, f"unreadable CSV: {exc}")]) from exc
                 prev_line = reader.line_num
                 if len(values) > len(header):
                     yield RawRow(index, line, None,
@@ -173,6 +186,17 @@ def _iter_csv(path: Path) -> Iterator[RawRow]:
         raise _file_error(path, f"not valid UTF-8 (byte {exc.start}: {exc.reason})") from exc
     except csv.Error as exc:
         raise _file_error(path, f"unreadable CSV: {exc}") from exc
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    """A CSV header naming a column twice would keep only the last one's cells: an error."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(header, 1):
+        if name in seen:
+            raise DataError(f"{path}: line 1: header: column {name!r} appears twice (columns "
+                            f"{seen[name]} and {position})",
+                            [RowError(None, 1, "header", f"column {name!r} appears twice")])
+        seen[name] = position
 
 
 def _strip_nones(value: Any) -> Any:
@@ -238,6 +262,10 @@ def _iter_parquet(path: Path) -> Iterator[RawRow]:
                 index += 1
     except (pa.ArrowException, OSError, ValueError, OverflowError) as exc:
         raise _file_error(path, f"unreadable Parquet data after row {index}: {exc}") from exc
+    expected = pf.metadata.num_rows
+    if index != expected:  # a corrupted page can decode as fewer rows without an Arrow error
+        raise _file_error(path, f"corrupted Parquet data: the footer says {expected} row(s) but "
+                                f"{index} could be read")
 
 
 def _batch_rows(batch: Any) -> list[dict[str, Any] | str]:
