@@ -29,7 +29,7 @@ def test_for_cpu_is_a_small_sft_then_grpo_recipe() -> None:
     cfg = TrainConfig.for_cpu()
     assert cfg.backend == "cpu"
     assert cfg.sft.steps > 0  # GRPO alone gets all-zero rewards on the untrained model
-    assert cfg.grpo.max_steps and cfg.grpo.max_minutes
+    assert cfg.grpo.max_steps and cfg.grpo.max_minutes is None  # steps, not minutes
     assert cfg.grpo.group_size >= 4 and cfg.grpo.kl_coef > 0 and cfg.grpo.learning_rate <= 5e-6
     assert cfg.sft.balance_labels and cfg.grpo.trainable_layers  # the measured recipe
     assert cfg.grpo.save_freq > 0 and cfg.grpo.test_freq > 0

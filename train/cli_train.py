@@ -113,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
 def _print_result(result: Any) -> None:
     m = result.metrics
     print(f"trained in {result.minutes:.1f} min with {result.threads} thread(s)")
+    if getattr(result, "stopped_by", None):
+        print(f"  NOTE: ended by a safety stop, not the step budget: {result.stopped_by}")
     for key in ("sft", "final", "best"):
         s = m.get(key)
         if s:

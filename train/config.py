@@ -83,8 +83,14 @@ class GRPOSection(_Section):
                               "mse, ...)")
     temperature: float = Field(1.0, gt=0, description="rollout sampling temperature")
     epochs: int = Field(1, ge=1, description="passes over the training data")
-    max_steps: int | None = Field(None, description="stop after this many steps (None = epochs)")
-    max_minutes: float | None = Field(None, description="stop after this wall time (CPU backend)")
+    max_steps: int | None = Field(None, description="training length in optimizer steps (None = "
+                                  "epochs); the same config on the same data always trains the "
+                                  "same number of steps")
+    max_minutes: float | None = Field(None, gt=0, description="safety stop only (CPU backend): "
+                                      "end GRPO early after this wall time; None = off. When it "
+                                      "fires, train_log.jsonl gets a 'stop' row and the result "
+                                      "names it (stopped_by), since the step count then depends "
+                                      "on the machine's speed")
     save_freq: int = Field(20, description="save a checkpoint every N steps (-1 = only at end)")
     test_freq: int = Field(10, description="validate every N steps (-1 = never)")
     entropy_coef: float = Field(0.0, ge=0, description="entropy bonus coefficient (CPU backend, "
@@ -165,6 +171,10 @@ class TrainConfig(_Section):
     def for_cpu(cls, **kw: Any) -> "TrainConfig":
         """Small values that finish on 2 CPU cores in about 15 minutes with SmolLM2-135M.
 
+        The length is set in steps (SFT 35, GRPO 16), never in minutes: no wall-clock stop is
+        set (``grpo.max_minutes`` is a safety stop, off here), so the same config on the same data
+        trains the same number of steps on any machine.
+
         Short prompts (no rubric/reference, long texts cut) keep a step affordable. The SFT
         warm-up teaches the score format on label-balanced batches (on the natural, 46%-"4"
         labels it learns to answer "4" to everything); GRPO then moves the model toward the
@@ -180,8 +190,8 @@ class TrainConfig(_Section):
                                  max_response_chars=400),
             grpo=GRPOSection(group_size=4, train_batch_size=4, mini_batch_size=4,
                              micro_batch_size=4, max_prompt_length=1024, max_response_length=10,
-                             learning_rate=5e-6, kl_coef=0.01, temperature=1.0, max_steps=60,
-                             max_minutes=10.0, save_freq=4, test_freq=4, trainable_layers=8),
+                             learning_rate=5e-6, kl_coef=0.01, temperature=1.0, max_steps=16,
+                             max_minutes=None, save_freq=4, test_freq=4, trainable_layers=8),
             sft=SFTSection(steps=35, batch_size=8, learning_rate=5e-5, target="label",
                            balance_labels=True),
             cpu=CPUSection(eval_rows=30),

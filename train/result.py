@@ -15,7 +15,9 @@ class TrainResult:
 
     ``final``/``best`` are servable HF folders (``best`` is None when not kept); ``metrics`` holds
     validation summaries keyed ``sft`` (after the warm-up, before GRPO), ``final`` and ``best``
-    (with its ``step``); ``log``/``curves`` are the JSONL log and the PNG.
+    (with its ``step``); ``log``/``curves`` are the JSONL log and the PNG. ``steps`` is the
+    number of GRPO steps trained; ``stopped_by`` names a safety stop (``grpo.max_minutes ...``)
+    that ended training before its step budget, None when the budget ran to its end.
     """
 
     backend: str
@@ -28,6 +30,8 @@ class TrainResult:
     minutes: float = 0.0
     threads: int | None = None
     exit_code: int = 0
+    steps: int | None = None
+    stopped_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (paths as strings)."""

@@ -3,7 +3,10 @@
 :class:`TrainLog` appends one JSON object per line to ``<output_dir>/train_log.jsonl`` (SFT
 steps, GRPO steps, evaluations). The TRL callbacks translate the GRPO trainer's logs into that
 file, evaluate greedily every ``grpo.test_freq`` steps, keep the checkpoint with the best
-validation MAE in ``<output_dir>/best`` and stop after ``grpo.max_minutes``.
+validation MAE in ``<output_dir>/best``. The training length is ``grpo.max_steps``; the optional
+``grpo.max_minutes`` is a safety stop only: when it fires it writes a ``{"stage": "stop",
+"reason": "grpo.max_minutes", ...}`` row (:data:`STOP_STAGE`), which the result and the reports
+name (:func:`stop_reason`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ from typing import Any, Callable
 
 from judgeforge._extras import require
 
-__all__ = ["TrainLog", "BestTracker", "make_callbacks", "GRPO_LOG_KEYS"]
+__all__ = ["TrainLog", "BestTracker", "make_callbacks", "stop_reason", "GRPO_LOG_KEYS",
+           "STOP_STAGE"]
+
+STOP_STAGE = "stop"
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,16 @@ class TrainLog:
                 except json.JSONDecodeError:
                     continue  # a line cut by a crash
         return out
+
+
+def stop_reason(rows: list[dict[str, Any]]) -> str | None:
+    """``"grpo.max_minutes (10 min) at step 14"`` when a safety stop ended a run in ``rows``
+    (the last one, as rows of resumed runs accumulate), else None."""
+    stops = [r for r in rows if r.get("stage") == STOP_STAGE]
+    if not stops:
+        return None
+    s = stops[-1]
+    return f"{s.get('reason')} ({s.get('limit_minutes')} min) at step {s.get('step')}"
 
 
 class BestTracker:
@@ -121,15 +137,23 @@ def make_callbacks(*, train_log: TrainLog, evaluate: Callable[[Any], dict[str, A
             log.info("step %d validation %s%s", state.global_step, summary,
                      " (best)" if improved else "")
 
-    class _TimeLimit(base):  # type: ignore[misc, valid-type]
+    class _SafetyStop(base):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:
             self.start = time.monotonic()
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            if max_minutes and time.monotonic() - self.start > max_minutes * 60:
-                log.info("grpo: %.1f min reached at step %d, stopping", max_minutes,
-                         state.global_step)
-                control.should_training_stop = True
-                control.should_save = True
+            spent = time.monotonic() - self.start
+            if not max_minutes or spent <= max_minutes * 60:
+                return
+            if state.max_steps and state.global_step >= state.max_steps:
+                return  # the step budget ends here anyway: not a safety stop
+            log.warning("grpo: safety stop grpo.max_minutes=%s reached at step %d of %s; the "
+                        "step count now depends on the machine's speed", max_minutes,
+                        state.global_step, state.max_steps)
+            train_log.write({"stage": STOP_STAGE, "reason": "grpo.max_minutes",
+                             "limit_minutes": max_minutes, "step": state.global_step,
+                             "planned_steps": state.max_steps, "minutes": spent / 60})
+            control.should_training_stop = True
+            control.should_save = True
 
-    return [_Log(), _Eval(), _TimeLimit()]
+    return [_Log(), _Eval(), _SafetyStop()]

@@ -28,7 +28,7 @@ from judgeforge.errors import ConfigError
 
 from ..result import TrainResult
 from ..config import TrainConfig
-from .callbacks import BestTracker, TrainLog, make_callbacks
+from .callbacks import BestTracker, TrainLog, make_callbacks, stop_reason
 from .data import Dataset, balance, load_dataset
 from .evaluate import evaluate_rows
 from .export import fix_special_tokens, read_marker, save_servable
@@ -156,7 +156,8 @@ def plan(cfg: TrainConfig) -> list[str]:
         f"grpo: {g.max_steps or f'{g.epochs} epoch(s)'} steps x {g.train_batch_size} prompts x "
         f"{g.group_size} samples ({micro} per forward, {accum} accumulation), lr "
         f"{g.learning_rate}, beta {g.kl_coef if g.use_kl_loss else 0}, T {g.temperature}, "
-        f"<= {g.max_response_length} new tokens, <= {g.max_minutes} min, reward "
+        f"<= {g.max_response_length} new tokens, safety stop "
+        f"{f'{g.max_minutes} min' if g.max_minutes else 'off'}, reward "
         f"{cfg.reward.name} (k={cfg.reward.k}) + exact bonus {cfg.reward.exact_bonus}, "
         f"trainable layers {g.trainable_layers or 'all'}, "
         f"balanced={cfg.data.balance_labels} -> {out / 'grpo'}",
@@ -261,6 +262,8 @@ class _Run:
         ckpt = get_last_checkpoint(str(gdir)) if cfg.cpu.resume and gdir.is_dir() else None
         if ckpt:
             log.info("grpo: resuming from %s", ckpt)
+        self.log.write({"stage": "grpo_start", "planned_steps": cfg.grpo.max_steps,
+                        "resumed_from": ckpt})
         n_train = freeze_lower_layers(model, cfg.grpo.trainable_layers)
         log.info("grpo: %.1fM trainable parameters", n_train / 1e6)
         callbacks = make_callbacks(
@@ -322,7 +325,10 @@ def run_cpu(cfg: TrainConfig, *, train_records: Sequence[PointwiseRecord] | None
     run.log.write({"stage": "eval", "step": steps, "final": True, **final})
     if best:
         best.offer(steps, final, model)
-    metrics["final"] = {"step": steps, **final}
+    stopped_by = stop_reason(run.log.read_all())
+    if stopped_by:
+        log.warning("training ended by a safety stop: %s", stopped_by)
+    metrics["final"] = {"step": steps, **final, "stopped_by": stopped_by}
     final_path = save_servable(model, tok, run.out / "final", run.meta("final", step=steps,
                                                                         **final))
     if best and best.best_step is not None:
@@ -333,4 +339,4 @@ def run_cpu(cfg: TrainConfig, *, train_records: Sequence[PointwiseRecord] | None
     return TrainResult(backend="cpu", output_dir=run.out, final=final_path,
                        best=best_path if best and best_path.exists() else None,
                        metrics=metrics, log=run.log.path, curves=curves, minutes=minutes,
-                       threads=threads)
+                       threads=threads, steps=steps, stopped_by=stopped_by)
