@@ -2,8 +2,11 @@
 multi-dimension grader that asks for several dimensions in one call.
 
 Each is an :class:`~judgeforge.graders.llm_grader.LLMGrader` with its prompt; every LLMGrader option
-(``mode``, ``constrained``, ``n``, ``vote``, ``temperature``...) passes through. A custom grader
-is a subclass, or an ``LLMGrader(model, template=PromptTemplate(...))``.
+(``mode``, ``constrained``, ``n``, ``vote``, ``temperature``...) passes through, and so does
+every prompt setting (``rubric``, ``thinking``, ``system_prompt``, ``max_query_chars``,
+``max_response_chars``, ``task``...: ``HelpfulnessGrader(model, max_response_chars=400)``), or a
+whole ``template=PromptTemplate(...)`` for the grader's dimension(s). A custom grader is a
+subclass, or an ``LLMGrader(model, template=PromptTemplate(...))``.
 """
 
 from __future__ import annotations
@@ -27,16 +30,32 @@ __all__ = [
 ]
 
 
+_PROMPT_SETTINGS = frozenset(PromptTemplate.__dataclass_fields__) - {"dimensions"}
+
+
+def _template(dimensions: Mapping[str, Scale], opts: dict[str, Any]) -> PromptTemplate:
+    """The grader's template: ``opts["template"]`` (for these dimensions' names), or one built
+    from the prompt settings in ``opts``; both are taken out of ``opts``."""
+    template = opts.pop("template", None)
+    prompt = {k: opts.pop(k) for k in list(opts) if k in _PROMPT_SETTINGS}
+    if template is None:
+        return PromptTemplate(dict(dimensions), **prompt)
+    if prompt:
+        raise ConfigError(f"pass prompt settings ({', '.join(sorted(prompt))}) or template=, "
+                          "not both")
+    if set(template.dimensions) != set(dimensions):
+        raise ConfigError(f"the template grades {list(template.dimensions)}, this grader "
+                          f"{list(dimensions)}")
+    return template
+
+
 class _OneDimension(LLMGrader):
     """An LLMGrader for one named dimension."""
 
     DIMENSION = "helpfulness"
 
-    def __init__(self, model: ChatModel, *, scale: Scale = DEFAULT_SCALE,
-                 rubric: str | None = None, thinking: bool = False,
-                 system_prompt: str | None = None, **opts: Any) -> None:
-        template = PromptTemplate({self.DIMENSION: scale}, rubric=rubric, thinking=thinking,
-                                  system_prompt=system_prompt)
+    def __init__(self, model: ChatModel, *, scale: Scale = DEFAULT_SCALE, **opts: Any) -> None:
+        template = _template({self.DIMENSION: scale}, opts)
         super().__init__(model, template=template, **opts)
 
 
@@ -71,16 +90,13 @@ class MultiDimensionGrader(LLMGrader):
     def __init__(self, model: ChatModel, *,
                  dimensions: Sequence[str] | Mapping[str, Scale] = ("helpfulness", "correctness",
                                                                     "relevance"),
-                 scale: Scale = DEFAULT_SCALE, rubric: str | None = None,
-                 thinking: bool = False, system_prompt: str | None = None,
-                 **opts: Any) -> None:
+                 scale: Scale = DEFAULT_SCALE, **opts: Any) -> None:
         dims = dict(dimensions) if isinstance(dimensions, Mapping) else \
             {d: scale for d in dimensions}
         if len(dims) < 2:
             raise ConfigError("MultiDimensionGrader needs at least two dimensions; use a "
                               "one-dimension grader otherwise")
-        template = PromptTemplate(dims, rubric=rubric, thinking=thinking,
-                                  system_prompt=system_prompt)
+        template = _template(dims, opts)
         opts.setdefault("name", "multi_dimension")
         super().__init__(model, template=template, **opts)
 
@@ -109,8 +125,5 @@ def get_grader(name: str, model: ChatModel, **opts: Any) -> LLMGrader:
     if not name.isidentifier():
         raise ConfigError(f"unknown grader {name!r}: use one of {', '.join(grader_names())} "
                           "or a dimension name (letters, digits, underscores)")
-    scale = opts.pop("scale", DEFAULT_SCALE)
-    template = PromptTemplate({name: scale}, rubric=opts.pop("rubric", None),
-                              thinking=opts.pop("thinking", False),
-                              system_prompt=opts.pop("system_prompt", None))
+    template = _template({name: opts.pop("scale", DEFAULT_SCALE)}, opts)
     return LLMGrader(model, template=template, **opts)

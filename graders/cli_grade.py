@@ -3,11 +3,15 @@
     judgeforge grade --data test.parquet --model http://localhost:8000/v1 \\
         --grader helpfulness --mode expected --output results.jsonl
 
-``--model`` is an OpenAI-compatible base URL, or a local Hugging Face folder (served by a
-managed vLLM server); without it the prepared default model is served. ``--data`` reads the
-project's pointwise files (query = last user turn, response = output.content, rubric and
-reference from extra_info) and plain JSONL/JSON with ``query``/``response`` columns. With
-``--output`` results are appended as they finish; rerunning the same command resumes.
+``--model`` is an OpenAI-compatible base URL, a local Hugging Face folder (served by a managed
+vLLM server) or ``default`` (the prepared default model, also what no ``--model`` means): the
+parser every command shares (:mod:`judgeforge.models.spec`). A trained judge's folder carries
+its judge card (``judge_config.json``): the grader, scale, prompt limits, scoring mode and
+calibration come from it, and explicit options (``--grader``, ``--scale``, ``--mode``...)
+override it. ``--data`` reads the project's pointwise files (rendered exactly as the trainers
+render them: :func:`judgeforge.prompt.record_inputs`) and plain JSONL/JSON with
+``query``/``response`` columns. With ``--output`` results are appended as they finish;
+rerunning the same command resumes.
 """
 
 from __future__ import annotations
@@ -17,11 +21,15 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from judgeforge.data.schema import Scale
 from judgeforge.errors import ConfigError, DataError
 from judgeforge.graders.results import is_score, to_dict
+
+if TYPE_CHECKING:
+    from judgeforge.card import JudgeCard
+    from judgeforge.models.spec import ModelSpec
 
 __all__ = ["register", "read_rows", "plain_mapper", "run_grade"]
 
@@ -74,52 +82,72 @@ def read_rows(path: str | Path, limit: int | None = None) -> tuple[list[dict[str
     return [r.to_dict() for r in records], record_mapper
 
 
-def _build_model(args: argparse.Namespace) -> Any:
+def _build_model(args: argparse.Namespace, spec: ModelSpec) -> Any:
     from judgeforge.models.openai_chat import OpenAIChatModel
 
-    common: dict[str, Any] = {"max_concurrency": args.concurrency, "timeout": args.timeout}
-    target = args.model
-    if target is None:
-        return OpenAIChatModel(api_key=args.api_key, **common)
-    if target.startswith(("http://", "https://")):
-        return OpenAIChatModel(model=args.model_name, base_url=target, api_key=args.api_key,
-                               **common)
-    if not Path(target).expanduser().is_dir():
-        raise ConfigError(f"--model {target!r} is neither an http(s) URL nor a model folder")
+    common: dict[str, Any] = {"max_concurrency": args.concurrency, "timeout": args.timeout,
+                              "api_key": args.api_key}
+    if spec.kind == "url":
+        return OpenAIChatModel(model=args.model_name, base_url=spec.target, **common)
     options = {"served_model_name": args.model_name} if args.model_name else None
-    return OpenAIChatModel(model=target, is_local=True, api_key=args.api_key,
-                           server_options=options, **common)
+    if spec.kind == "default":
+        return OpenAIChatModel(server_options=options, **common)
+    return OpenAIChatModel(model=spec.target, is_local=True, server_options=options, **common)
 
 
-def _build_grader(args: argparse.Namespace, model: Any) -> Any:
+def _build_grader(args: argparse.Namespace, model: Any, card: JudgeCard | None) -> Any:
+    """The card's grader with the explicit options on top; without a card (or with
+    ``--grader``), a built-in grader with the options' defaults."""
     from judgeforge.graders.builtin import get_grader
+    from judgeforge.graders.llm_grader import LLMGrader
 
-    opts: dict[str, Any] = {"mode": args.mode, "constrained": args.constrained,
-                            "n": args.votes, "vote": args.vote_method,
-                            "temperature": args.temperature, "max_tokens": args.max_tokens,
-                            "scale": Scale.parse(args.scale), "thinking": args.thinking}
-    if args.grader == "multi" and args.dimensions:
+    given = {k: v for k, v in (("mode", args.mode), ("constrained", args.constrained),
+                                ("n", args.votes), ("vote", args.vote_method),
+                                ("temperature", args.temperature),
+                                ("max_tokens", args.max_tokens), ("thinking", args.thinking))
+             if v is not None}
+    if args.scale is not None:
+        given["scale"] = Scale.parse(args.scale)
+    if card is not None and args.grader is None:
+        return LLMGrader.from_card(card, model, **given)
+    opts: dict[str, Any] = {"mode": "sample", "scale": Scale.parse("0-4"), **given}
+    name = args.grader or "helpfulness"
+    if name == "multi" and args.dimensions:
         opts["dimensions"] = [d.strip() for d in args.dimensions.split(",") if d.strip()]
-    return get_grader(args.grader, model, **opts)
+    return get_grader(name, model, **opts)
 
 
 async def run_grade(args: argparse.Namespace) -> int:
     """The command's body (async): build model, grader and runner; grade; report."""
     from judgeforge.graders.runner import GraderConfig, GradingRunner
 
+    from judgeforge.card import JudgeCard
+    from judgeforge.models.spec import parse_model_spec
+
+    if isinstance(args.model, list):  # repeated --model: replicas, for --engine ray only
+        if len(args.model) > 1:
+            raise ConfigError("several --model URLs need --engine ray")
+        args.model = args.model[0]
+    spec = parse_model_spec(args.model)
+    card = JudgeCard.read(spec.target) if spec.kind == "path" else None
     rows, mapper = read_rows(args.data, args.limit)
-    model = _build_model(args)
+    model = _build_model(args, spec)
     async with model:
-        grader = _build_grader(args, model)
-        runner = GradingRunner({args.grader: GraderConfig(grader, mapper)},
+        grader = _build_grader(args, model, card)
+        column_name = args.grader or grader.name
+        if card is not None:
+            dims = ", ".join(f"{d} {s.min}-{s.max}" for d, s in grader.dimensions.items())
+            print(f"judgeforge grade: judge card of {spec.target}: {dims}, mode {grader.mode}"
+                  f"{', calibrated' if grader.calibration else ''}", file=sys.stderr)
+        runner = GradingRunner({column_name: GraderConfig(grader, mapper)},
                                max_concurrency=args.concurrency,
                                show_progress=not args.no_progress, output=args.output,
                                retry_errors=not args.no_retry_errors)
         results = await runner.arun(rows)
-    column = results[args.grader]
+    column = results[column_name]
     if args.output is None:
         for i, result in enumerate(column):
-            print(json.dumps({"index": i, "grader": args.grader, "result": to_dict(result)},
+            print(json.dumps({"index": i, "grader": column_name, "result": to_dict(result)},
                              ensure_ascii=False))
     scores = [r.score for r in column if is_score(r)]
     summary = runner.summary
@@ -144,30 +172,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True,
                    help="pointwise Parquet/JSONL file, or JSONL/JSON with query/response columns")
-    p.add_argument("--model", default=None,
-                   help="OpenAI-compatible base URL (http://host:port/v1) or a local HF model "
-                        "folder to serve with vLLM; default: the prepared default model")
+    p.add_argument("--model", default=None, action="append",
+                   help="OpenAI-compatible base URL (http://host:port/v1; repeat it with "
+                        "--engine ray for replicas of one judge), a local HF model "
+                        "folder to serve with vLLM (its judge card sets the grader), or "
+                        "'default'; default: the prepared default model")
     p.add_argument("--model-name", default=None,
                    help="served model name (default: the server's first model / the folder name)")
     p.add_argument("--api-key", default=None,
                    help="API key for the server (default: $OPENAI_API_KEY or 'EMPTY')")
-    p.add_argument("--grader", default="helpfulness",
-                   help="helpfulness, correctness, relevance, multi, or any dimension name")
+    p.add_argument("--grader", default=None,
+                   help="helpfulness, correctness, relevance, multi, or any dimension name "
+                        "(default: the judge card's, else helpfulness)")
     p.add_argument("--dimensions", default=None,
                    help="comma-separated dimensions for --grader multi "
                         "(default: helpfulness,correctness,relevance)")
-    p.add_argument("--scale", default="0-4", help="score scale MIN-MAX (default: 0-4)")
-    p.add_argument("--mode", choices=("sample", "expected", "vote"), default="sample",
+    p.add_argument("--scale", default=None,
+                   help="score scale MIN-MAX (default: the judge card's, else 0-4)")
+    p.add_argument("--mode", choices=("sample", "expected", "vote"), default=None,
                    help="sample: parse one output; expected: probability-weighted score from "
-                        "the score token's logprobs; vote: several samples")
-    p.add_argument("--votes", type=_positive, default=5,
-                   help="samples per row in vote mode (default: 5)")
-    p.add_argument("--vote-method", choices=("mean", "majority"), default="mean",
-                   help="how vote mode combines samples (default: mean)")
-    p.add_argument("--constrained", action="store_true",
-                   help="constrain decoding to the <score>X</score> format (vLLM servers)")
-    p.add_argument("--thinking", action="store_true",
-                   help="ask the judge to reason in <think>...</think> before the score")
+                        "the score token's logprobs; vote: several samples (default: the judge "
+                        "card's, else sample)")
+    p.add_argument("--votes", type=_positive, default=None,
+                   help="samples per row in vote mode (default: the card's, else 5)")
+    p.add_argument("--vote-method", choices=("mean", "majority"), default=None,
+                   help="how vote mode combines samples (default: the card's, else mean)")
+    p.add_argument("--constrained", action=argparse.BooleanOptionalAction, default=None,
+                   help="constrain decoding to the <score>X</score> format (vLLM servers; "
+                        "default: the card's, else off)")
+    p.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None,
+                   help="ask the judge to reason in <think>...</think> before the score "
+                        "(default: the card's, else off)")
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature (default: 0 for sample, 1 for vote)")
     p.add_argument("--max-tokens", type=_positive, default=None,

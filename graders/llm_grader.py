@@ -10,6 +10,12 @@ Scoring modes:
 - ``vote``: ``n`` samples in one call, combined by ``"mean"`` or ``"majority"``; samples that
   do not parse are counted in metadata and left out.
 
+A trained judge's folder carries a judge card (``judge_config.json``):
+:meth:`LLMGrader.from_pretrained` builds the grader it describes (the training prompt, scale and
+limits, the default scoring settings and any calibration). ``calibration`` (a
+:class:`~judgeforge.calibration.Calibration`) maps ``expected``-mode scores onto the scale;
+``metadata["raw_score"]`` keeps the judge's own value.
+
 ``constrained=True`` constrains decoding to the answer format (``template.score_regex()``),
 so a model that does not write the format on its own still produces a score; the output is
 then the tags alone (no thinking, so ``reason`` is empty).
@@ -26,7 +32,10 @@ import asyncio
 import math
 import time
 from collections import Counter
-from typing import Any, Literal, Mapping, Sequence
+import logging
+import os
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
 from judgeforge.errors import ConfigError, JudgeforgeError, ModelError
@@ -37,7 +46,13 @@ from judgeforge.parsing import (ParseFailure, ParseFailureKind, ParsedScore, che
 from judgeforge.prompt import PromptTemplate
 from judgeforge.graders.results import GraderError, GraderResult, GraderScore
 
+if TYPE_CHECKING:
+    from judgeforge.calibration import Calibration
+    from judgeforge.card import JudgeCard
+
 __all__ = ["LLMGrader", "ScoringMode", "VoteMethod", "SCORING_MODES"]
+
+log = logging.getLogger(__name__)
 
 ScoringMode = Literal["sample", "expected", "vote"]
 VoteMethod = Literal["mean", "majority"]
@@ -103,8 +118,12 @@ class LLMGrader(BaseGrader):
         seed: int | None = None,
         timeout: float | None = None,
         description: str = "",
+        calibration: Calibration | None = None,
     ) -> None:
         template = template or PromptTemplate({dimension: scale})
+        if calibration is not None and template.multi:
+            raise ConfigError("a calibration maps one dimension's score; this template has "
+                              f"{len(template.dimensions)} dimensions")
         default_name = next(iter(template.dimensions)) if not template.multi else "multi_dimension"
         super().__init__(name or default_name, description)
         if mode not in SCORING_MODES:
@@ -129,6 +148,58 @@ class LLMGrader(BaseGrader):
         self.top_logprobs = top_logprobs
         self.seed = seed
         self.timeout = timeout
+        self.calibration = calibration
+
+    # -- trained judges ------------------------------------------------------------------------
+    @classmethod
+    def from_card(cls, card: JudgeCard, model: ChatModel, **overrides: Any) -> "LLMGrader":
+        """The grader ``card`` describes, on ``model``.
+
+        ``overrides`` win over the card: any LLMGrader keyword (``mode``, ``constrained``,
+        ``temperature``, ``name``, ``calibration=None`` to grade raw...), any prompt setting
+        (``thinking``, ``max_response_chars``..., ``dimensions``: a mapping to scales) and
+        ``scale`` (every dimension's scale). The card's calibration is kept only while the
+        dimensions and scales are the card's.
+        """
+        kw = card.grader_kwargs()
+        template: PromptTemplate = kw.pop("template")
+        prompt = {k: overrides.pop(k) for k in list(overrides)
+                  if k in PromptTemplate.__dataclass_fields__}
+        if "scale" in overrides:
+            scale = overrides.pop("scale")
+            prompt["dimensions"] = {d: scale for d in prompt.get("dimensions",
+                                                                 template.dimensions)}
+        if prompt:
+            template = replace(template, **prompt)
+        same_scales = dict(template.dimensions) == dict(card.dimensions)
+        kw["calibration"] = card.calibration if same_scales else None
+        kw.update(overrides)
+        return cls(model, template=template, **kw)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike[str], model: ChatModel | None = None,
+                        **overrides: Any) -> "LLMGrader":
+        """The grader for a trained judge's folder, as its card (``judge_config.json``) says.
+
+        ``model`` defaults to a managed vLLM server for ``folder``
+        (``OpenAIChatModel(model=folder, is_local=True)``, started on first use; close it with
+        ``await grader.model.aclose()`` or ``async with grader.model``); pass an
+        :class:`~judgeforge.models.openai_chat.OpenAIChatModel` to use a running server. A
+        folder without a card gets today's default grader (helpfulness, 0-4). ``overrides``:
+        see :meth:`from_card`.
+        """
+        from judgeforge.card import JudgeCard
+
+        card = JudgeCard.read(folder)
+        if model is None:
+            from judgeforge.models.openai_chat import OpenAIChatModel
+
+            model = OpenAIChatModel(model=os.fspath(folder), is_local=True)
+        if card is None:
+            log.warning("%s has no judge card (judge_config.json): grading with the default "
+                        "prompt", folder)
+            return cls(model, **overrides)
+        return cls.from_card(card, model, **overrides)
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -175,6 +246,10 @@ class LLMGrader(BaseGrader):
                            metadata=meta)
 
     def _score(self, scores: Mapping[str, float], reason: str, meta: dict[str, Any]) -> GraderScore:
+        if self.calibration is not None and self.mode == "expected":
+            raw = next(iter(scores.values()))
+            meta.update(raw_score=raw, calibrated=True)
+            scores = {d: self.calibration(v) for d, v in scores.items()}
         normalised = {d: _normalise(v, self.dimensions[d]) for d, v in scores.items()}
         if len(scores) == 1:
             value = next(iter(scores.values()))

@@ -100,10 +100,12 @@ def _clean_errors(errors: Any) -> list[dict[str, Any]]:
 
 
 def create_app(settings: ServiceSettings, model: ChatModel, *, own_model: bool = False,
-               model_api_key: str | None = None) -> FastAPI:
+               model_api_key: str | None = None, card: Any = None) -> FastAPI:
     """The scoring API for ``model`` (any :class:`ChatModel`; ``model.base_url`` is health-
-    checked when it has one). ``own_model``: close the model when the app shuts down."""
-    pool = GraderPool(model, settings)  # unknown grader names fail here, before serving
+    checked when it has one). ``own_model``: close the model when the app shuts down.
+    ``card``: the served judge's :class:`~judgeforge.card.JudgeCard` (its prompt grades its
+    dimensions)."""
+    pool = GraderPool(model, settings, card)  # unknown grader names fail here, before serving
     models = limited_models(settings)
     ScoreRequestIn = models.score_request
     BatchRequestIn = models.batch_request

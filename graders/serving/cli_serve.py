@@ -4,7 +4,10 @@
     judgeforge serve http://127.0.0.1:8000/v1 --api-key "$KEY"
 
 Starts (for a local Hugging Face folder, or the default model when none is given) or connects
-to (for an ``http(s)://.../v1`` URL) vLLM's OpenAI server, then the scoring API:
+to (for an ``http(s)://.../v1`` URL) vLLM's OpenAI server, then the scoring API. A trained
+judge's folder carries its judge card (``judge_config.json``): the offered graders, their
+scales and prompt, the default mode and the calibration come from it; ``--grader``,
+``--scale``, ``--mode`` and ``--constrained`` override it. The API:
 ``POST /v1/score``, ``POST /v1/score/batch``, ``GET /v1/graders``, ``GET /healthz`` and the
 OpenAPI docs at ``/docs``. Ctrl-C or SIGTERM stops both.
 """
@@ -31,18 +34,26 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def settings_from_args(args: argparse.Namespace) -> Any:
-    """The :class:`ServiceSettings` the parsed options describe (ConfigError if invalid)."""
+def settings_from_args(args: argparse.Namespace, card: Any = None) -> Any:
+    """The :class:`ServiceSettings` the parsed options describe, on top of the judge ``card``'s
+    graders, scales and scoring defaults when there is one (ConfigError if invalid)."""
     from pydantic import ValidationError
 
     from judgeforge.graders.serving.settings import ServiceSettings
 
     values: dict[str, Any] = {"host": args.host, "port": args.port, "api_key": args.api_key,
-                              "default_mode": args.mode, "constrained": args.constrained}
+                              "default_mode": "expected", "constrained": False}
+    if card is not None:
+        values.update(graders=tuple(card.dimensions), default_mode=card.scoring.mode,
+                      constrained=card.scoring.constrained,
+                      scales={d: f"{s.min}-{s.max}" for d, s in card.dimensions.items()})
+    for name, value in (("default_mode", args.mode), ("constrained", args.constrained)):
+        if value is not None:
+            values[name] = value
     if args.grader:
         values["graders"] = tuple(args.grader)
     if args.scale:
-        scales = {}
+        scales = dict(values.get("scales") or {})
         for item in args.scale:
             name, sep, text = item.partition("=")
             if not sep:
@@ -67,14 +78,19 @@ def _serve(args: argparse.Namespace) -> int:
     require("uvicorn", "api")
     from judgeforge.graders.serving.server import run
 
-    settings = settings_from_args(args)
+    from judgeforge.card import JudgeCard
+    from judgeforge.models.spec import parse_model_spec
+
+    spec = parse_model_spec(args.target, what="the served model")
+    card = JudgeCard.read(spec.target) if spec.kind == "path" else None
+    settings = settings_from_args(args, card)
     vllm: dict[str, Any] = {k: v for k, v in (
         ("max_model_len", args.max_model_len), ("kv_cache_gib", args.kv_cache_gib),
         ("startup_timeout", args.startup_timeout)) if v is not None}
     return run(settings, args.target, model_name=args.model_name,
                model_api_key=args.model_api_key, server_kind=args.server_kind,
                vllm_options=vllm, shutdown_timeout_s=args.shutdown_timeout,
-               access_log=args.access_log)
+               access_log=args.access_log, card=card)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -90,12 +106,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "URL of a running OpenAI-compatible server (default: the prepared "
                         "default model)")
     p.add_argument("--grader", action="append", default=None, metavar="NAME",
-                   help=h("graders") + " (repeat the option; default: helpfulness)")
+                   help=h("graders") + " (repeat the option; default: the judge card's "
+                        "dimensions, else helpfulness)")
     p.add_argument("--scale", action="append", default=None, metavar="NAME=MIN-MAX",
                    help=h("scales") + " (repeat the option)")
-    p.add_argument("--mode", choices=SERVICE_MODES, default="expected", help=h("default_mode"))
-    p.add_argument("--constrained", action=argparse.BooleanOptionalAction, default=False,
-                   help=h("constrained"))
+    p.add_argument("--mode", choices=SERVICE_MODES, default=None,
+                   help=h("default_mode") + " (default: the judge card's, else expected)")
+    p.add_argument("--constrained", action=argparse.BooleanOptionalAction, default=None,
+                   help=h("constrained") + " (default: the judge card's, else off)")
     p.add_argument("--host", default="127.0.0.1", help=h("host") + " (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help=h("port") + " (default: 8080)")
     p.add_argument("--api-key", default=os.environ.get("JUDGEFORGE_API_KEY") or None,

@@ -1,7 +1,9 @@
 """The service's grading core: built-in graders behind the concurrency gate, run by the runner.
 
 Nothing here re-implements grading: a request picks a :func:`~judgeforge.graders.builtin.get_grader`
-grader (cached per dimension(s)/mode/constrained), and :class:`GradingRunner` grades the items
+grader (cached per dimension(s)/mode/constrained), or, for a trained judge's dimensions, the
+grader its judge card describes (:meth:`LLMGrader.from_card`: the training prompt, limits and
+calibration), and :class:`GradingRunner` grades the items
 (one or a batch), exactly as the Python API does. :class:`GatedGrader` adds what a shared
 service needs: a slot from the :class:`~judgeforge.graders.serving.limits.Gate` and a hard
 ``request_timeout_s``, both answered as error values that the API turns into 503s.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from judgeforge.errors import ConfigError
 from judgeforge.graders.builtin import get_grader
@@ -22,6 +24,9 @@ from judgeforge.graders.llm_grader import LLMGrader
 from judgeforge.models.base import ChatModel
 from judgeforge.graders.results import GraderError, GraderResult, is_error
 from judgeforge.graders.runner import GradingRunner
+
+if TYPE_CHECKING:
+    from judgeforge.card import JudgeCard
 
 __all__ = ["GatedGrader", "GraderPool", "grade_items", "to_result", "UNAVAILABLE_ERRORS",
            "http_status_of"]
@@ -89,11 +94,18 @@ class GatedGrader:
 
 
 class GraderPool:
-    """Built-in graders for the offered names, created on first use and reused."""
+    """Graders for the offered names, created on first use and reused.
 
-    def __init__(self, model: ChatModel, settings: ServiceSettings) -> None:
+    With a ``card``, dimensions the judge was trained on are graded with the card's prompt
+    (scales from ``settings``, which the ``serve`` command fills from the card); other names
+    get the built-in graders.
+    """
+
+    def __init__(self, model: ChatModel, settings: ServiceSettings,
+                 card: JudgeCard | None = None) -> None:
         self.model = model
         self.settings = settings
+        self.card = card
         self._graders: dict[tuple[Any, ...], LLMGrader] = {}
         # Validate the offered names now (unknown names raise ConfigError at start-up).
         for name in settings.graders:
@@ -105,7 +117,11 @@ class GraderPool:
         if grader is None:
             opts: dict[str, Any] = {"mode": mode, "constrained": constrained,
                                     "timeout": self.settings.request_timeout_s}
-            if len(dims) == 1:
+            if self.card is not None and set(dims) <= set(self.card.dimensions):
+                grader = LLMGrader.from_card(
+                    self.card, self.model, name="+".join(dims),
+                    dimensions={d: self.settings.scale_of(d) for d in dims}, **opts)
+            elif len(dims) == 1:
                 grader = get_grader(dims[0], self.model, scale=self.settings.scale_of(dims[0]),
                                     **opts)
             else:

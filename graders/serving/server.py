@@ -1,8 +1,9 @@
 """``run()``: the judge's model server plus the scoring API, started and stopped together.
 
-1. The model: an ``http(s)://.../v1`` URL is used as is (an :class:`OpenAIChatModel` client);
-   a local Hugging Face folder (or none: the prepared default model) gets a managed
-   :class:`VLLMServer` on a free loopback port.
+1. The model (a model string read by :func:`judgeforge.models.spec.parse_model_spec`): an
+   ``http(s)://`` URL is used as is (an :class:`OpenAIChatModel` client); a local Hugging Face
+   folder (or ``default``/none: the prepared default model) gets a managed :class:`VLLMServer`
+   on a free loopback port. A folder's judge card reaches the graders through ``card``.
 2. The API: ``create_app`` on ``uvicorn.Server``, run programmatically.
 3. SIGTERM or Ctrl-C: uvicorn stops taking connections and drains requests in flight (at most
    ``shutdown_timeout_s``), then the vLLM server's process group is stopped. Exit code 0.
@@ -40,10 +41,6 @@ def insecure_warning(settings: ServiceSettings) -> str | None:
             "(or set JUDGEFORGE_API_KEY),\nor listen on 127.0.0.1.\n" + bar)
 
 
-def _is_url(target: str | None) -> bool:
-    return bool(target) and str(target).startswith(("http://", "https://"))
-
-
 def first_served_model(base_url: str, api_key: str | None = None, timeout_s: float = 10.0) -> str:
     """The first model ``base_url/models`` lists (also checks that the server answers)."""
     import httpx
@@ -67,27 +64,27 @@ def open_model(target: str | None, settings: ServiceSettings, *, model_name: str
     folder, or None for the default model); a managed vLLM server lives as long as the
     ``with`` block."""
     from judgeforge.models.openai_chat import OpenAIChatModel
+    from judgeforge.models.spec import parse_model_spec
 
     common: dict[str, Any] = {"timeout": settings.request_timeout_s, "max_concurrency": None,
                               "api_key": model_api_key}
-    if _is_url(target):
+    spec = parse_model_spec(target, what="the served model")
+    if spec.kind == "url":
         if vllm_options:
             raise ConfigError("vLLM options apply to a local checkpoint, not to a URL: "
                               f"{sorted(vllm_options)}")
-        name = model_name or first_served_model(str(target), model_api_key)
-        yield OpenAIChatModel(model=name, base_url=str(target), server_kind=server_kind,
+        name = model_name or first_served_model(spec.target, model_api_key)
+        yield OpenAIChatModel(model=name, base_url=spec.target, server_kind=server_kind,
                               **common), None  # type: ignore[arg-type]
         return
     from judgeforge.models.vllm_server import VLLMServer
 
-    if target is None:
+    if spec.kind == "default":
         from judgeforge.models.default_model import prepare_default_model
 
         path = prepare_default_model()
     else:
-        path = Path(target).expanduser()
-        if not path.is_dir():
-            raise ConfigError(f"{target!r} is neither an http(s) URL nor a model folder")
+        path = Path(spec.target)
     server = VLLMServer(path, host="127.0.0.1", served_model_name=model_name,
                         **dict(vllm_options or {}))
     print(f"judgeforge serve: starting vLLM for {server.model_path} ...", file=sys.stderr,
@@ -113,14 +110,14 @@ async def _watch_model_server(vllm: Any, server: Any) -> None:
 
 async def serve_async(settings: ServiceSettings, model: Any, *, vllm: Any = None,
                       model_api_key: str | None = None, shutdown_timeout_s: float = 30.0,
-                      access_log: bool = False) -> int:
+                      access_log: bool = False, card: Any = None) -> int:
     """Serve the API for ``model`` until uvicorn is told to stop (or ``vllm``, a managed
     server, dies: exit code 1). Returns the exit code."""
     import uvicorn
 
     from judgeforge.graders.serving.app import create_app
 
-    app = create_app(settings, model, own_model=True, model_api_key=model_api_key)
+    app = create_app(settings, model, own_model=True, model_api_key=model_api_key, card=card)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on",
                             access_log=access_log, server_header=False, log_level="info",
                             timeout_graceful_shutdown=max(1, int(shutdown_timeout_s)))
@@ -167,8 +164,10 @@ def _note(signum: int, frame: FrameType | None) -> None:
 def run(settings: ServiceSettings, target: str | None, *, model_name: str | None = None,
         model_api_key: str | None = None, server_kind: str = "auto",
         vllm_options: Mapping[str, Any] | None = None, shutdown_timeout_s: float = 30.0,
-        access_log: bool = False) -> int:
-    """Start the model (server) and the API; block until Ctrl-C/SIGTERM; stop both. Exit code."""
+        access_log: bool = False, card: Any = None) -> int:
+    """Start the model (server) and the API; block until Ctrl-C/SIGTERM; stop both. Exit code.
+
+    ``card``: the served judge's :class:`~judgeforge.card.JudgeCard`, if any."""
     warning = insecure_warning(settings)
     if warning:
         log.warning("scoring API without an API key on %s", settings.host)
@@ -182,7 +181,7 @@ def run(settings: ServiceSettings, target: str | None, *, model_name: str | None
             code = asyncio.run(serve_async(settings, model, vllm=vllm,
                                            model_api_key=model_api_key,
                                            shutdown_timeout_s=shutdown_timeout_s,
-                                           access_log=access_log))
+                                           access_log=access_log, card=card))
             for sig in old:  # a second Ctrl-C must not interrupt stopping vLLM
                 signal.signal(sig, signal.SIG_IGN)
             if vllm is not None:
