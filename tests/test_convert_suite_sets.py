@@ -13,8 +13,11 @@ import pytest
 
 from judgeforge.cli.main import main
 from judgeforge.data.converters.feedbackqa import convert_feedbackqa
-from judgeforge.data.converters.judge_bench import (convert_judge_bench, metric_prompt,
-                                                    split_instance)
+from judgeforge.data.converters.judge_bench import (
+    convert_judge_bench,
+    metric_prompt,
+    split_instance,
+)
 from judgeforge.data.converters.lamp import convert_lamp, pair_groups
 from judgeforge.datasets import shipped_path
 from judgeforge.errors import ConfigError, DataError

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from judgeforge.benchmarks.suite.spec import SuiteSet
 from judgeforge.errors import ConfigError

@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from judgeforge.benchmarks.report import fmt, fmt_ci, markdown_table
 
@@ -51,7 +52,7 @@ def set_table(report: Mapping[str, Any], s: Mapping[str, Any], *, all_anchors: b
     if c:
         rows.append(["human (leave-one-rater-out)", "ceiling", fmt(c.get("rows")), "-", "-",
                      fmt(c.get("spearman"), 2), "-", "-", "-"])
-    return markdown_table(_SET_HEADER, rows)
+    return str(markdown_table(_SET_HEADER, rows))
 
 
 def summary_table(report: Mapping[str, Any]) -> str:
@@ -79,7 +80,7 @@ def summary_table(report: Mapping[str, Any]) -> str:
         cells += [fmt((anchors.get(n.lower()) or {}).get("spearman"), 2) for n in names]
         cells.append(fmt((s.get("ceiling") or {}).get("spearman"), 2))
         rows.append(cells)
-    return markdown_table(header, rows)
+    return str(markdown_table(header, rows))
 
 
 def suite_markdown(report: Mapping[str, Any]) -> str:
@@ -122,9 +123,11 @@ def suite_plot(report: Mapping[str, Any], path: str | Path) -> Path:
     sets: Sequence[Mapping[str, Any]] = report.get("sets", [])
     series: list[tuple[str, list[float], list[tuple[float, float]] | None]] = []
     for j in report.get("judges", []):
-        vals, errs = [], []
+        vals: list[float] = []
+        errs: list[tuple[float, float]] = []
         for s in sets:
-            e = next((x for x in s["judges"] if x["label"] == j["label"]), {})
+            e: Mapping[str, Any] = next((x for x in s["judges"] if x["label"] == j["label"]),
+                                        {})
             v = e.get("spearman")
             ci = (e.get("ci") or {}).get("spearman") or [None, None]
             vals.append(np.nan if v is None else v)
@@ -151,9 +154,9 @@ def suite_plot(report: Mapping[str, Any], path: str | Path) -> Path:
     x = np.arange(len(sets))
     width = 0.8 / max(len(series), 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(sets) + 3), 4.2))
-    for i, (label, vals, errs) in enumerate(series):
-        yerr = np.array(errs).T if errs else None
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, vals, width, label=label, yerr=yerr,
+    for i, (label, heights, bars) in enumerate(series):
+        yerr = np.array(bars).T if bars else None
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, heights, width, label=label, yerr=yerr,
                capsize=2)
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xticks(x)

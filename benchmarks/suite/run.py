@@ -23,8 +23,9 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from judgeforge.benchmarks.judges import JudgeSpec, open_judge, parse_judge_specs
 from judgeforge.benchmarks.suite.anchors import set_anchors

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from judgeforge.errors import ConfigError
 
@@ -83,7 +84,7 @@ class Suite:
     description: str | None = None
     headline_anchors: tuple[str, ...] = field(default_factory=tuple)
 
-    def select(self, names: list[str] | None) -> "Suite":
+    def select(self, names: list[str] | None) -> Suite:
         """The suite restricted to ``names`` (in the suite's order); ConfigError for unknown."""
         if not names:
             return self
@@ -115,7 +116,7 @@ def _resolve(value: Any, base: Path, where: str) -> Path:
     from judgeforge.errors import DataError
 
     try:
-        return shipped_path(value)
+        return Path(shipped_path(value))
     except DataError:
         raise ConfigError(f"{where}: {value!r} is neither beside the suite ({base}) nor among "
                           "the shipped data sets") from None

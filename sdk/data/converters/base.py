@@ -7,16 +7,18 @@ cannot convert); the loop fixes the ids, validates each record and names every b
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from judgeforge.data.io import LoadResult
+from judgeforge.data.io import LoadResult, iter_raw_rows
 from judgeforge.data.keys import unique_ids
-from judgeforge.data.schema import DatasetInfo, PointwiseRecord
-from judgeforge.data.validate import RawRow, RowError, format_errors, validate_one
+from judgeforge.data.schema import DatasetInfo, PointwiseRecord, Scale
+from judgeforge.data.validate import RawRow, RowError, coerce_score, format_errors, validate_one
 from judgeforge.errors import DataError
 
-__all__ = ["Converted", "RowProblem", "convert_rows", "finish_conversion", "merge_results"]
+__all__ = ["Converted", "RowProblem", "convert_rows", "finish_conversion", "merge_results",
+           "scores_in_scale", "source_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -105,3 +107,28 @@ def merge_results(results: list[LoadResult]) -> LoadResult:
     return LoadResult([r for res in results for r in res.records], results[0].info,
                       [e for res in results for e in res.errors],
                       sum(res.skipped for res in results))
+
+
+def source_rows(source: str | os.PathLike[str] | Iterable[Mapping[str, Any]]
+                ) -> tuple[Iterable[RawRow], str, bool]:
+    """A converter's input as raw rows: ``(rows, where, is_file)`` for a file (JSON list or
+    JSONL, plain or ``.gz``) or already parsed rows (``where`` is then ``"rows"``)."""
+    if isinstance(source, (str, os.PathLike)):
+        return iter_raw_rows(source), str(source), True
+    return (RawRow(i, None, r) for i, r in enumerate(source)), "rows", False
+
+
+def scores_in_scale(values: Any, field: str, scale: Scale) -> list[int]:
+    """A non-empty list of integer scores within ``scale``; RowProblem naming ``field[i]``."""
+    if not isinstance(values, (list, tuple)) or not values:
+        raise RowProblem(field, "expected a non-empty list of scores")
+    scores = []
+    for i, v in enumerate(values):
+        try:
+            score = coerce_score(v)
+        except ValueError as exc:
+            raise RowProblem(f"{field}[{i}]", str(exc)) from None
+        if score not in scale:
+            raise RowProblem(f"{field}[{i}]", f"{score} is outside the scale {scale}")
+        scores.append(score)
+    return scores

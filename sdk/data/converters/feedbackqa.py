@@ -22,10 +22,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from judgeforge.data.converters.base import RowProblem, convert_rows
+from judgeforge.data.converters.base import RowProblem, convert_rows, source_rows
 from judgeforge.data.converters.prometheus import round_half_up
 from judgeforge.data.converters.sources import plain_name
-from judgeforge.data.io import LoadResult, iter_raw_rows
+from judgeforge.data.io import LoadResult
 from judgeforge.data.schema import DatasetInfo, Scale
 from judgeforge.data.validate import RawRow
 
@@ -125,16 +125,9 @@ def convert_feedbackqa(
     ``data_source`` defaults to ``feedbackqa/<domain>-<split>`` from the file name (e.g.
     ``feedbackqa/WHO-test``). Raises DataError naming every bad row unless ``skip_invalid``.
     """
-    if isinstance(source, (str, os.PathLike)):
-        domain, split = _domain_split(source)
-        rows: Iterable[RawRow] = iter_raw_rows(source)
-        where = str(source)
-        data_source = data_source or f"feedbackqa/{domain}-{split}"
-    else:
-        domain = "feedbackqa"
-        rows = (RawRow(i, None, r) for i, r in enumerate(source))
-        where = "rows"
-        data_source = data_source or "feedbackqa"
+    rows, where, is_file = source_rows(source)
+    domain, split = _domain_split(where) if is_file else ("feedbackqa", "")
+    data_source = data_source or (f"feedbackqa/{domain}-{split}" if is_file else "feedbackqa")
     info = feedbackqa_info(data_source.replace("/", "_"), dimension)
     return convert_rows(rows, lambda raw: _convert_row(raw, dimension, data_source, domain),
                         info, skip_invalid=skip_invalid, source=where)

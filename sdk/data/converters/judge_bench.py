@@ -31,12 +31,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from judgeforge.data.converters.base import RowProblem, convert_rows
+from judgeforge.data.converters.base import RowProblem, convert_rows, scores_in_scale
 from judgeforge.data.converters.prometheus import round_half_up
 from judgeforge.data.converters.sources import load_source_json, plain_name
 from judgeforge.data.io import LoadResult
 from judgeforge.data.schema import DatasetInfo, Scale
-from judgeforge.data.validate import RawRow, RowError, coerce_score
+from judgeforge.data.validate import RawRow, RowError
 from judgeforge.errors import ConfigError, DataError
 
 __all__ = [
@@ -134,22 +134,10 @@ def judge_bench_info(dataset: str, metric: str, scale: Scale, *, name: str,
 
 
 def _scores(entry: Any, metric: str, scale: Scale) -> list[int]:
-    field = f"annotations.{metric}.individual_human_scores"
     if not isinstance(entry, Mapping):
         raise RowProblem(f"annotations.{metric}", "missing for this instance")
-    values = entry.get("individual_human_scores")
-    if not isinstance(values, list) or not values:
-        raise RowProblem(field, "expected a non-empty list of scores")
-    scores = []
-    for i, v in enumerate(values):
-        try:
-            score = coerce_score(v)
-        except ValueError as exc:
-            raise RowProblem(f"{field}[{i}]", str(exc)) from None
-        if score not in scale:
-            raise RowProblem(f"{field}[{i}]", f"{score} is outside the scale {scale}")
-        scores.append(score)
-    return scores
+    return scores_in_scale(entry.get("individual_human_scores"),
+                           f"annotations.{metric}.individual_human_scores", scale)
 
 
 def _convert_row(raw: RawRow, metric: str, scale: Scale, data_source: str) -> dict[str, Any]:

@@ -24,9 +24,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from judgeforge.data.converters.base import Converted, RowProblem, convert_rows
+from judgeforge.data.converters.base import Converted, RowProblem, convert_rows, source_rows
 from judgeforge.data.converters.sources import plain_name
-from judgeforge.data.io import LoadResult, iter_raw_rows
+from judgeforge.data.io import LoadResult
 from judgeforge.data.schema import DatasetInfo, Scale
 from judgeforge.data.validate import RawRow, RowError, coerce_score
 
@@ -153,14 +153,8 @@ def convert_lamp(
     ``data_source`` defaults to ``lamp-r/<split>`` from the file name. Draft/edit twins share
     ``extra_info.pair``. Raises DataError naming every bad row unless ``skip_invalid``.
     """
-    if isinstance(source, (str, os.PathLike)):
-        rows: Iterable[RawRow] = iter_raw_rows(source)
-        where = str(source)
-        data_source = data_source or f"lamp-r/{_split_name(source)}"
-    else:
-        rows = (RawRow(i, None, r) for i, r in enumerate(source))
-        where = "rows"
-        data_source = data_source or "lamp-r"
+    rows, where, is_file = source_rows(source)
+    data_source = data_source or (f"lamp-r/{_split_name(where)}" if is_file else "lamp-r")
     info = lamp_info(data_source.replace("/", "_"), dimension)
     return convert_rows(rows, lambda raw: _convert_row(raw, dimension, data_source), info,
                         assign_ids=_pair_ids, skip_invalid=skip_invalid, source=where)
