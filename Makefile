@@ -1,5 +1,5 @@
 # judgeforge: the two commands of the README, and their parts.
-.PHONY: setup demo demo-quick test test-main test-verl
+.PHONY: setup demo demo-quick lint test test-main test-verl
 
 setup:            ## build .venv and .venv-verl (idempotent)
 	tools/setup_env.sh all
@@ -10,7 +10,12 @@ demo: setup       ## the main job: data -> GRPO-trained judge -> served -> grade
 demo-quick: setup ## a few-minute version of the main job
 	.venv/bin/judgeforge demo --quick
 
-test: setup       ## every test: the main environment, then the verl environment
+lint: setup       ## ruff, mypy (tools/typecheck.py) and the layering rule; settings in pyproject.toml
+	.venv/bin/ruff check .
+	.venv/bin/python tools/typecheck.py
+	.venv/bin/python -m pytest tests/test_layering.py tests/test_public_api.py -q -p no:cacheprovider
+
+test: lint        ## lint, then every test: the main environment, then the verl environment
 	.venv/bin/python -m pytest tests --ignore=tests/verl -q -ra
 	.venv-verl/bin/python -m pytest tests/verl -q -ra
 
