@@ -18,8 +18,9 @@ server each at once.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 from judgeforge.data.schema import Scale
 from judgeforge.errors import ConfigError

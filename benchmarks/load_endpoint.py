@@ -24,8 +24,9 @@ import math
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx

@@ -12,8 +12,9 @@ Fitted baselines (``report["baselines"]``) are drawn like judges, before them.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 __all__ = ["confusion_plot", "distribution_plot", "quality_plots", "safe_name"]
 

@@ -33,8 +33,9 @@ import random
 import statistics
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from judgeforge.benchmarks.judges import JudgeSpec, open_judge, parse_judge_specs
 from judgeforge.data.schema import PointwiseRecord, Scale
@@ -192,14 +193,13 @@ async def arun_quality(
     per-set ``task``) replaces the default prompt; the caller keeps it stable across resumes.
     Returns the report dict (also written to ``report.json``).
     """
+    from judgeforge.benchmarks import report as report_mod
     from judgeforge.data.io import load_records
     from judgeforge.graders.llm_grader import SCORING_MODES, LLMGrader
-    from judgeforge.metrics import compute_metrics
-    from judgeforge.prompt import build_record_messages
     from judgeforge.graders.results import is_error, to_dict
     from judgeforge.graders.runner import GraderConfig, GradingRunner, record_mapper, row_keys
-
-    from judgeforge.benchmarks import report as report_mod
+    from judgeforge.metrics import compute_metrics
+    from judgeforge.prompt import build_record_messages
 
     started = time.perf_counter()
     if mode not in SCORING_MODES:
@@ -356,8 +356,11 @@ def _baselines(train_data: str | os.PathLike[str] | Sequence[PointwiseRecord] | 
                dim: str, scale: Scale, rows: Sequence[PointwiseRecord], *, bootstrap: int,
                seed: int) -> dict[str, Any]:
     """Baseline report entries, their per-row predictions and a note on how they were fitted."""
-    from judgeforge.benchmarks.baselines import (baseline_entries, baseline_predictions,
-                                                 fit_baselines)
+    from judgeforge.benchmarks.baselines import (
+        baseline_entries,
+        baseline_predictions,
+        fit_baselines,
+    )
     from judgeforge.data.split import shared_groups
 
     if train_data is None:

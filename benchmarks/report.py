@@ -7,7 +7,8 @@ terminal.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 __all__ = ["fmt", "fmt_ci", "markdown_table", "quality_table", "quality_source_tables",
            "baseline_lines",
@@ -223,7 +224,7 @@ def throughput_markdown(report: Mapping[str, Any]) -> str:
         "round); medians over rounds",
         f"- sample/vote requests: constrained={s.get('constrained')}, max_tokens="
         f"{s.get('max_tokens')}; vote n={s.get('vote_n')}",
-        f"- prefill-bound limit: max_tokens=1 requests with the same messages at the same "
+        "- prefill-bound limit: max_tokens=1 requests with the same messages at the same "
         "concurrency; limit pairs/s = prompt tokens/s / prompt tokens per pair",
         "",
         throughput_table(report),

@@ -40,9 +40,10 @@ import re
 import statistics
 import time
 import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from judgeforge.benchmarks.judges import (
     JudgeSpec,
@@ -88,7 +89,7 @@ class RecordingModel(ChatModel):
         self.calls.append(([dict(m) for m in messages], options))
         return ChatResponse(choices=[ChatChoice(text="")])
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "RecordingModel":
+    def __deepcopy__(self, memo: dict[int, Any]) -> RecordingModel:
         return self  # copies record into the same list
 
 
@@ -149,7 +150,7 @@ def scrape_metrics(root: str | None, timeout: float = 10.0) -> dict[str, float] 
     if not root:
         return None
     try:
-        with urllib.request.urlopen(root + "/metrics", timeout=timeout) as resp:  # noqa: S310
+        with urllib.request.urlopen(root + "/metrics", timeout=timeout) as resp:
             text = resp.read().decode("utf-8", "replace")
     except (OSError, ValueError):
         return None
@@ -194,7 +195,7 @@ class _RunOut:
 class _Sink(list):  # type: ignore[type-arg]
     """A list that deep copies share (OpenJudge's runner deep-copies graders and models)."""
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "_Sink":
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Sink:
         return self
 
 
@@ -548,11 +549,10 @@ async def arun_throughput(
     for all variants alike), then ``warmup`` rows of every variant.
     With ``out_dir`` the report is written to ``throughput.json`` and ``throughput.md``.
     """
-    from judgeforge.data.io import load_records
-    from judgeforge.prompt import PromptTemplate
-    from judgeforge.graders.runner import record_mapper
-
     from judgeforge.benchmarks import report as report_mod
+    from judgeforge.data.io import load_records
+    from judgeforge.graders.runner import record_mapper
+    from judgeforge.prompt import PromptTemplate
 
     started = time.perf_counter()
     concs = parse_concurrency(concurrency)

@@ -8,6 +8,7 @@
 Never imports torch or vllm.
 """
 
+from judgeforge.graders.base import BaseGrader
 from judgeforge.graders.builtin import (
     GRADERS,
     CorrectnessGrader,
@@ -17,10 +18,15 @@ from judgeforge.graders.builtin import (
     get_grader,
     grader_names,
 )
-from judgeforge.graders.base import BaseGrader
 from judgeforge.graders.llm_grader import LLMGrader
 from judgeforge.graders.results import GraderError, GraderResult, GraderScore
-from judgeforge.graders.runner import GraderConfig, GradingRunner, RunSummary, WeightedMean, record_mapper
+from judgeforge.graders.runner import (
+    GraderConfig,
+    GradingRunner,
+    RunSummary,
+    WeightedMean,
+    record_mapper,
+)
 
 __all__ = [
     "BaseGrader",

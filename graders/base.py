@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from typing import Any, Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from judgeforge.graders.results import GraderResult
 

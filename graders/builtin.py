@@ -11,7 +11,8 @@ subclass, or an ``LLMGrader(model, template=PromptTemplate(...))``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
 from judgeforge.errors import ConfigError

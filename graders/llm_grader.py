@@ -29,22 +29,28 @@ Failures are values: an unparsable output is a :class:`GraderError` with the raw
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import os
 import time
 from collections import Counter
-import logging
-import os
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
 from judgeforge.errors import ConfigError, JudgeforgeError, ModelError
 from judgeforge.graders.base import BaseGrader
-from judgeforge.models.base import ChatModel, ChatResponse, TokenLogprob
-from judgeforge.parsing import (ParseFailure, ParseFailureKind, ParsedScore, checked_logprob,
-                                parse_score)
-from judgeforge.prompt import PromptTemplate
 from judgeforge.graders.results import GraderError, GraderResult, GraderScore
+from judgeforge.models.base import ChatModel, ChatResponse, TokenLogprob
+from judgeforge.parsing import (
+    ParsedScore,
+    ParseFailure,
+    ParseFailureKind,
+    checked_logprob,
+    parse_score,
+)
+from judgeforge.prompt import PromptTemplate
 
 if TYPE_CHECKING:
     from judgeforge.calibration import Calibration
@@ -152,7 +158,7 @@ class LLMGrader(BaseGrader):
 
     # -- trained judges ------------------------------------------------------------------------
     @classmethod
-    def from_card(cls, card: JudgeCard, model: ChatModel, **overrides: Any) -> "LLMGrader":
+    def from_card(cls, card: JudgeCard, model: ChatModel, **overrides: Any) -> LLMGrader:
         """The grader ``card`` describes, on ``model``.
 
         ``overrides`` win over the card: any LLMGrader keyword (``mode``, ``constrained``,
@@ -178,7 +184,7 @@ class LLMGrader(BaseGrader):
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike[str], model: ChatModel | None = None,
-                        **overrides: Any) -> "LLMGrader":
+                        **overrides: Any) -> LLMGrader:
         """The grader for a trained judge's folder, as its card (``judge_config.json``) says.
 
         ``model`` defaults to a managed vLLM server for ``folder``

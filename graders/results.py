@@ -17,7 +17,8 @@ Metadata keys judgeforge's own graders write:
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Union
+from collections.abc import Mapping
+from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -89,7 +90,7 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if hasattr(value, "model_dump"):
         return _jsonable(value.model_dump(mode="json"))
-    if hasattr(value, "value") and isinstance(getattr(value, "value"), (str, int)):  # enums
+    if hasattr(value, "value") and isinstance(value.value, (str, int)):  # enums
         return value.value
     return str(value)
 

@@ -56,7 +56,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
-    from judgeforge.data.io import load_records, LoadResult, write_records
+    from judgeforge.data.io import LoadResult, load_records, write_records
     from judgeforge.data.schema import (
         DatasetInfo,
         Message,
@@ -84,8 +84,8 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
     from judgeforge.models.mock import ScriptedChatModel
     from judgeforge.models.openai_chat import OpenAIChatModel
     from judgeforge.models.vllm_server import VLLMServer
-    from judgeforge.parsing import parse_score, ParsedScore, ParseFailure
-    from judgeforge.prompt import build_messages, PromptTemplate
+    from judgeforge.parsing import ParsedScore, ParseFailure, parse_score
+    from judgeforge.prompt import PromptTemplate, build_messages
     from judgeforge.rewards import exact_match_reward, exp_decay_reward, quadratic_reward
 
 # a literal list (type checkers read it); tests/test_public_api.py keeps it equal to _EXPORTS

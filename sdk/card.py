@@ -24,9 +24,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from judgeforge.calibration import Calibration
 from judgeforge.data.schema import Scale
@@ -77,7 +78,7 @@ class JudgeCard:
         self.template()  # the prompt settings must build a template
 
     @classmethod
-    def from_template(cls, template: PromptTemplate, **kw: Any) -> "JudgeCard":
+    def from_template(cls, template: PromptTemplate, **kw: Any) -> JudgeCard:
         """A card for a judge trained with ``template`` (other fields as keywords)."""
         return cls(dimensions=dict(template.dimensions), prompt=template.settings(), **kw)
 
@@ -102,7 +103,7 @@ class JudgeCard:
                 "metrics": _json_metrics(self.metrics)}
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = CARD_FILE) -> "JudgeCard":
+    def from_dict(cls, data: Any, source: str = CARD_FILE) -> JudgeCard:
         """Read the file form; any problem is a ConfigError naming ``source`` and the key."""
         def bad(key: str, why: str) -> ConfigError:
             return ConfigError(f"{source}: key {key!r}: {why}")
@@ -160,7 +161,7 @@ class JudgeCard:
                    version=version)
 
     @classmethod
-    def read(cls, folder: str | Path) -> "JudgeCard | None":
+    def read(cls, folder: str | Path) -> JudgeCard | None:
         """The card in ``folder``; ``None`` when there is none (a folder or a base model)."""
         path = Path(folder) / CARD_FILE
         if not path.is_file():

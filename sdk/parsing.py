@@ -20,9 +20,10 @@ import functools
 import math
 import numbers
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
 from judgeforge.errors import DataError, ModelResponseError

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
 
@@ -227,7 +228,7 @@ class PromptTemplate:
 
     @classmethod
     def from_settings(cls, dimensions: Mapping[str, Scale],
-                      settings: Mapping[str, Any]) -> "PromptTemplate":
+                      settings: Mapping[str, Any]) -> PromptTemplate:
         """The template :meth:`settings` describes; an unknown key or a newer template version
         is a :class:`~judgeforge.errors.ConfigError` naming it."""
         from judgeforge.errors import ConfigError

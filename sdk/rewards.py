@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import importlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
 from judgeforge.data.validate import coerce_score

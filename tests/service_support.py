@@ -37,7 +37,7 @@ class ThreadedUvicorn:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "ThreadedUvicorn":
+    def __enter__(self) -> ThreadedUvicorn:
         self.thread.start()
         deadline = time.monotonic() + 60
         while not self.server.started:

@@ -207,7 +207,6 @@ async def test_local_path_judge_constrained_sample_reuses_the_session_server(
         vllm_server: Any, vllm_server_options: dict[str, Any], prometheus_file: Path,
         shared_data: Path, tmp_path: Path) -> None:  # noqa: F811
     from judgeforge.benchmarks import arun_quality
-
     from judgeforge.data.converters.prometheus import convert_prometheus
     from judgeforge.data.io import load_records, write_records
     from judgeforge.data.split import shared_groups

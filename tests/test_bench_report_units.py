@@ -14,8 +14,14 @@ import pytest
 
 from judgeforge.benchmarks.judges import parse_judge_spec, parse_judge_specs, server_root
 from judgeforge.benchmarks.quality import select_rows
-from judgeforge.benchmarks.report import fmt, fmt_ci, markdown_table, quality_markdown, \
-    quality_table, throughput_markdown
+from judgeforge.benchmarks.report import (
+    fmt,
+    fmt_ci,
+    markdown_table,
+    quality_markdown,
+    quality_table,
+    throughput_markdown,
+)
 from judgeforge.benchmarks.throughput import (
     Measurement,
     RecordingModel,

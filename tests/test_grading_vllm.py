@@ -14,15 +14,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
 from judgeforge.graders import HelpfulnessGrader, MultiDimensionGrader, RelevanceGrader
-from judgeforge.models.openai_chat import OpenAIChatModel
 from judgeforge.graders.results import GraderError, GraderScore
 from judgeforge.graders.runner import GradingRunner, row_keys
+from judgeforge.models.openai_chat import OpenAIChatModel
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 

@@ -20,7 +20,7 @@ from judgeforge.errors import DataError, ModelResponseError
 from judgeforge.graders.builtin import get_grader, grader_names
 from judgeforge.graders.llm_grader import LLMGrader
 from judgeforge.graders.results import GraderError, GraderScore, is_score
-from judgeforge.graders.runner import GradingRunner, GraderConfig
+from judgeforge.graders.runner import GraderConfig, GradingRunner
 from judgeforge.graders.serving.grading import http_status_of
 from judgeforge.models.base import ChatChoice, TokenLogprob
 from judgeforge.models.mock import ScriptedChatModel

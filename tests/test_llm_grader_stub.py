@@ -22,10 +22,10 @@ from judgeforge.graders import (
     get_grader,
 )
 from judgeforge.graders.llm_grader import LLMGrader
-from judgeforge.models.base import ChatChoice, TokenLogprob
-from judgeforge.models.mock import ScriptedChatModel
 from judgeforge.graders.results import GraderError, GraderScore
 from judgeforge.graders.runner import GradingRunner
+from judgeforge.models.base import ChatChoice, TokenLogprob
+from judgeforge.models.mock import ScriptedChatModel
 
 Q, R = "How can I improve my sleep?", "Keep a regular schedule and avoid screens before bed."
 

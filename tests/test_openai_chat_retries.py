@@ -17,8 +17,9 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 import openai
 import pytest
@@ -377,6 +378,6 @@ def test_retry_policy_backoff_is_capped_and_validated() -> None:
 
 
 def test_classify_plain_exceptions() -> None:
-    assert classify(asyncio.TimeoutError()).kind == "timeout"
+    assert classify(TimeoutError()).kind == "timeout"
     assert classify(ConnectionRefusedError()).retryable
     assert not classify(ValueError("x")).retryable

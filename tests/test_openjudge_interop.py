@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from judgeforge.graders import HelpfulnessGrader
-from judgeforge.models.mock import ScriptedChatModel
-from judgeforge.models.openai_chat import OpenAIChatModel
 from judgeforge.graders.results import GraderError, GraderScore, from_dict, is_error, is_score
 from judgeforge.graders.runner import GraderConfig, GradingRunner, WeightedMean
+from judgeforge.models.mock import ScriptedChatModel
+from judgeforge.models.openai_chat import OpenAIChatModel
 
 oj_runner = pytest.importorskip("openjudge.runner.grading_runner")
 oj_schema = pytest.importorskip("openjudge.graders.schema")

@@ -9,7 +9,14 @@ import typing
 import pytest
 from pydantic import ValidationError
 
-from judgeforge.graders.results import GraderError, GraderScore, from_dict, is_error, is_score, to_dict
+from judgeforge.graders.results import (
+    GraderError,
+    GraderScore,
+    from_dict,
+    is_error,
+    is_score,
+    to_dict,
+)
 
 
 def _norm(annotation: object) -> object:

@@ -10,8 +10,13 @@ from hypothesis import strategies as st
 
 from judgeforge.data.schema import Scale
 from judgeforge.errors import ConfigError
-from judgeforge.rewards import (ExactMatchReward, ExpDecayReward, QuadraticReward,
-                                exp_decay_reward, get_reward_function)
+from judgeforge.rewards import (
+    ExactMatchReward,
+    ExpDecayReward,
+    QuadraticReward,
+    exp_decay_reward,
+    get_reward_function,
+)
 from judgeforge.train.reward import REWARD_KEYS, compute_score
 
 SCALES = [Scale(min=0, max=4), Scale(min=1, max=5), Scale(min=0, max=10)]

@@ -7,7 +7,8 @@ Scoring tests go over real HTTP (uvicorn on a free 127.0.0.1 port, in a thread);
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest

@@ -10,8 +10,9 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -48,7 +49,7 @@ def hanging_stub_server() -> Iterator[str]:
             try:
                 conn, _ = listener.accept()
                 held.append(conn)  # read nothing, answer nothing
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
 
     thread = threading.Thread(target=accept, daemon=True)

@@ -12,7 +12,7 @@ from judgeforge.cli.main import main
 from judgeforge.data.converters.prometheus import convert_prometheus
 from judgeforge.data.io import INFO_KEY, load_records, read_info, write_records
 from judgeforge.data.schema import PointwiseRecord
-from judgeforge.data.split import group_of, group_split, shared_groups, stratified_split, strata
+from judgeforge.data.split import group_of, group_split, shared_groups, strata, stratified_split
 from judgeforge.errors import ConfigError, DataError
 from tests.fixtures_data import make_row, shared_data  # noqa: F401  (fixture)
 

@@ -102,9 +102,8 @@ def test_make_rows_builds_prompt_label_and_reward_spec() -> None:
 
 
 def test_make_rows_rejects_out_of_scale_labels() -> None:
-    from judgeforge.train.cpu.data import make_rows
-
     from judgeforge.errors import DataError
+    from judgeforge.train.cpu.data import make_rows
 
     with pytest.raises(DataError, match="row 1: output.label.quality: 7 is outside the scale"):
         make_rows([_record(0, 4), _record(1, 7)], TrainConfig.for_cpu(), "quality",

@@ -14,9 +14,9 @@ __all__ = ["TrainConfig", "TrainResult", "train", "run_cpu", "compute_score", "e
 
 if TYPE_CHECKING:
     from .api import train
-    from .result import TrainResult
     from .config import TrainConfig, explain
     from .cpu import run_cpu
+    from .result import TrainResult
     from .reward import compute_score
 
 _WHERE = {"TrainConfig": "config", "explain": "config", "TrainResult": "result", "train": "api",

@@ -163,12 +163,12 @@ class TrainConfig(_Section):
 
     # ---- presets -----------------------------------------------------------------------------
     @classmethod
-    def for_gpu(cls, **kw: Any) -> "TrainConfig":
+    def for_gpu(cls, **kw: Any) -> TrainConfig:
         """The seed page's values (8 GPUs, Qwen2.5-7B-class model)."""
         return cls(backend="verl", **kw)
 
     @classmethod
-    def for_cpu(cls, **kw: Any) -> "TrainConfig":
+    def for_cpu(cls, **kw: Any) -> TrainConfig:
         """Small values that finish on 2 CPU cores in about 15 minutes with SmolLM2-135M.
 
         The length is set in steps (SFT 35, GRPO 16), never in minutes: no wall-clock stop is
@@ -202,7 +202,7 @@ class TrainConfig(_Section):
     # ---- loading -----------------------------------------------------------------------------
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None,
-                  backend: str | None = None) -> "TrainConfig":
+                  backend: str | None = None) -> TrainConfig:
         """Load ``path``, or the shipped preset of that name (``cpu``, ``cpu-quick``, ``gpu``);
         ``preset: cpu|gpu`` (or the backend) picks the defaults underneath."""
         from .presets import resolve_config
@@ -222,14 +222,14 @@ class TrainConfig(_Section):
             cfg = cfg.merged({"backend": backend})
         return cfg.with_overrides(overrides or [])
 
-    def merged(self, data: dict[str, Any]) -> "TrainConfig":
+    def merged(self, data: dict[str, Any]) -> TrainConfig:
         merged = _deep_merge(self.model_dump(), data)
         try:
             return TrainConfig.model_validate(merged)
         except ValidationError as exc:
             raise ConfigError(_format_validation(exc)) from exc
 
-    def with_overrides(self, overrides: list[str]) -> "TrainConfig":
+    def with_overrides(self, overrides: list[str]) -> TrainConfig:
         """Apply ``a.b=value`` strings (values parsed as YAML: numbers, lists, booleans)."""
         patch: dict[str, Any] = {}
         for item in overrides:

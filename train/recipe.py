@@ -35,8 +35,9 @@ import logging
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["main", "split_prometheus", "evaluate_folder", "table", "READOUTS"]
 

@@ -19,7 +19,8 @@ Keyword arguments (verl's ``reward_kwargs``) override it.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
 from judgeforge.parsing import ParsedScore, parse_score

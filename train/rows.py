@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence, TypedDict, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from judgeforge.data.keys import record_key
 from judgeforge.data.schema import PointwiseRecord, Scale

@@ -10,9 +10,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from judgeforge.errors import JudgeforgeError
 
@@ -97,7 +98,7 @@ class StepRunner:
                 outputs = step.fn(log)
             except KeyboardInterrupt:
                 raise
-            except Exception as exc:  # noqa: BLE001 - report any failure with its step and log
+            except Exception as exc:
                 raise StepFailed(f"step {i} '{step.key}' ({step.title}) failed: {exc}\n"
                                  f"see its log: {log}") from exc
             seconds = time.monotonic() - started

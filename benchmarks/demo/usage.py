@@ -14,8 +14,8 @@ async def grade_examples(base_url: str, model_name: str, api_url: str, test_file
 
     from judgeforge.data.io import load_records
     from judgeforge.graders import get_grader
-    from judgeforge.models.openai_chat import OpenAIChatModel
     from judgeforge.graders.runner import GraderConfig, GradingRunner
+    from judgeforge.models.openai_chat import OpenAIChatModel
 
     loaded = load_records(test_file)
     dim, scale = next(iter(loaded.info.dimensions.items()))

@@ -59,6 +59,7 @@ class GradeBatches:
                  done: frozenset[tuple[str, str]] | Any, run_id: str,
                  cooldown_s: float = 5.0) -> None:
         import ray
+
         from judgeforge.graders.runner import GradingRunner
         from judgeforge.models.openai_chat import OpenAIChatModel
 

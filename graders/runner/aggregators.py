@@ -6,7 +6,8 @@ An aggregator is a callable ``{config_key: result} -> result`` with a ``name`` (
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from judgeforge.graders.results import GraderError, GraderResult, GraderScore, is_score
 

@@ -43,9 +43,10 @@ import logging
 import os
 import threading
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 from judgeforge.data.keys import canonical_json, record_key, unique_ids
 from judgeforge.errors import ConfigError, DataError, StorageError
@@ -350,7 +351,7 @@ class Checkpoint:
         if self.sync_error is not None:
             log.warning("%s: fsync failed: %s", self.path, self.sync_error)
 
-    def __enter__(self) -> "Checkpoint":
+    def __enter__(self) -> Checkpoint:
         self.open()
         return self
 

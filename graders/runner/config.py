@@ -13,8 +13,9 @@ value for that row (never the text ``"None"``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Union
 
 from judgeforge.errors import JudgeforgeError
 
@@ -105,7 +106,7 @@ class GraderConfig:
     mapper: Mapper = None
 
     @classmethod
-    def create(cls, config: Any) -> "GraderConfig":
+    def create(cls, config: Any) -> GraderConfig:
         """Accept a GraderConfig (ours or OpenJudge's), a grader, ``(grader, mapper)`` or a dict."""
         if isinstance(config, cls):
             return config

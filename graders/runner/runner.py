@@ -25,14 +25,20 @@ import asyncio
 import copy
 import logging
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from judgeforge.data.keys import unique_ids
 from judgeforge.errors import ConfigError, DataError, JudgeforgeError, ModelError
 from judgeforge.graders.results import GraderError, from_dict, is_error, is_score, to_dict
-from judgeforge.graders.runner.checkpoint import (Checkpoint, FsyncMode, content_fingerprint,
-                                                   grader_fingerprint, row_keys)
+from judgeforge.graders.runner.checkpoint import (
+    Checkpoint,
+    FsyncMode,
+    content_fingerprint,
+    grader_fingerprint,
+    row_keys,
+)
 from judgeforge.graders.runner.config import GraderConfig, MappingError, apply_mapper
 from judgeforge.parsing import finite_score
 

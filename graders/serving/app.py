@@ -17,13 +17,15 @@ errors, or 503 when every item failed because the model server is unavailable.
 import contextlib
 import logging
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from judgeforge.errors import ConfigError
+from judgeforge.graders.results import is_error
 from judgeforge.graders.serving.auth import BearerAuthMiddleware
 from judgeforge.graders.serving.grading import (
     UNAVAILABLE_ERRORS,
@@ -47,7 +49,6 @@ from judgeforge.graders.serving.schemas import (
 )
 from judgeforge.graders.serving.settings import SERVICE_MODES, ServiceSettings
 from judgeforge.models.base import ChatModel
-from judgeforge.graders.results import is_error
 
 __all__ = ["create_app"]
 

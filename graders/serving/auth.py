@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import Any, Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
 
 __all__ = ["bearer_matches", "BearerAuthMiddleware", "UNAUTHORIZED_DETAIL"]
 

@@ -76,9 +76,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     require("fastapi", "api")
     require("uvicorn", "api")
-    from judgeforge.graders.serving.server import run
-
     from judgeforge.card import JudgeCard
+    from judgeforge.graders.serving.server import run
     from judgeforge.models.spec import parse_model_spec
 
     spec = parse_model_spec(args.target, what="the served model")

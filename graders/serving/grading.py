@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from judgeforge.errors import ConfigError
 from judgeforge.graders.builtin import get_grader
+from judgeforge.graders.llm_grader import LLMGrader
+from judgeforge.graders.results import GraderError, GraderResult, is_error
+from judgeforge.graders.runner import GradingRunner
 from judgeforge.graders.serving.limits import Busy, Gate
 from judgeforge.graders.serving.schemas import ScoreItem, ScoreOptions, ScoreResult
 from judgeforge.graders.serving.settings import ServiceSettings
-from judgeforge.graders.llm_grader import LLMGrader
 from judgeforge.models.base import ChatModel
-from judgeforge.graders.results import GraderError, GraderResult, is_error
-from judgeforge.graders.runner import GradingRunner
 
 if TYPE_CHECKING:
     from judgeforge.card import JudgeCard

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from starlette.exceptions import HTTPException
 
@@ -109,7 +109,7 @@ class Gate:
         self.waiting += 1
         try:
             await asyncio.wait_for(self._sem.acquire(), self.queue_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise Busy(f"server busy: no grading slot within queue_timeout_s="
                        f"{self.queue_timeout_s:g} (max_concurrency={self.max_concurrency})"
                        ) from None

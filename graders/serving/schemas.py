@@ -45,7 +45,7 @@ class ScoreItem(_Strict):
                                   "score")
 
     @model_validator(mode="after")
-    def _query_or_messages(self) -> "ScoreItem":
+    def _query_or_messages(self) -> ScoreItem:
         if (self.query is None) == (self.messages is None):
             raise ValueError("give exactly one of 'query' or 'messages'")
         if self.messages is not None and not self.messages:

@@ -19,9 +19,10 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from judgeforge.errors import ConfigError, ServerError
 from judgeforge.graders.serving.settings import ServiceSettings

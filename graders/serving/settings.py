@@ -97,7 +97,7 @@ class ServiceSettings(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _unique_graders(self) -> "ServiceSettings":
+    def _unique_graders(self) -> ServiceSettings:
         if len(set(self.graders)) != len(self.graders):
             raise ValueError(f"graders are listed twice: {list(self.graders)}")
         return self

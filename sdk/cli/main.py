@@ -11,8 +11,8 @@ import argparse
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from importlib.metadata import entry_points
-from typing import Sequence
 
 from judgeforge.errors import JudgeforgeError
 

@@ -44,16 +44,16 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
     from judgeforge.data.converters.helpsteer2 import convert_helpsteer2
     from judgeforge.data.converters.prometheus import convert_prometheus
     from judgeforge.data.io import (
+        LoadResult,
         iter_raw_rows,
         load_records,
-        LoadResult,
         read_info,
         write_records,
     )
     from judgeforge.data.keys import content_hash, record_key
     from judgeforge.data.schema import (
-        DatasetInfo,
         DEFAULT_SCALE,
+        DatasetInfo,
         Message,
         PointwiseOutput,
         PointwiseRecord,
@@ -61,11 +61,11 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
     )
     from judgeforge.data.split import group_split, split_file, stratified_split
     from judgeforge.data.validate import (
+        RawRow,
+        RowError,
         check_labels,
         coerce_score,
         infer_info,
-        RawRow,
-        RowError,
         validate_rows,
     )
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from judgeforge.errors import DataError
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+
+from judgeforge.errors import DataError
 
 __all__ = ["Message", "PointwiseOutput", "PointwiseRecord", "Scale", "DatasetInfo",
            "DEFAULT_SCALE", "ROLES", "check_role"]
@@ -142,13 +143,13 @@ class Scale(BaseModel):
     max: int = 4
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Scale":
+    def _ordered(self) -> Scale:
         if self.max <= self.min:
             raise ValueError(f"scale max ({self.max}) must be greater than min ({self.min})")
         return self
 
     @classmethod
-    def parse(cls, text: str) -> "Scale":
+    def parse(cls, text: str) -> Scale:
         """``"1-5"`` -> Scale(min=1, max=5) (``"-2-2"`` and ``"1..5"`` work too)."""
         match = _SCALE_RE.match(text)
         if not match:

@@ -7,8 +7,9 @@ token usage and latency, so graders can report cost and speed with every score.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Sequence
+from typing import Any
 
 from judgeforge.errors import ConfigError
 
@@ -127,7 +128,7 @@ class ChatModel(abc.ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release resources (clients, managed servers)."""
 
-    async def __aenter__(self) -> "ChatModel":
+    async def __aenter__(self) -> ChatModel:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -34,9 +34,10 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from judgeforge._extras import require
 from judgeforge.errors import ConfigError, JudgeforgeError

@@ -22,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Union
 
 from judgeforge.errors import ConfigError
 from judgeforge.models.base import (
@@ -39,7 +40,7 @@ from judgeforge.models.base import (
 __all__ = ["ScriptedChatModel", "ScriptedCall"]
 
 Reply = Union[str, ChatChoice]
-ReplyFn = Callable[[list[Message]], Union[Reply, Sequence[Reply]]]
+ReplyFn = Callable[[list[Message]], Reply | Sequence[Reply]]
 ALL_CAPABILITIES = frozenset({"n", "seed", "stop", "logprobs", "top_logprobs", "prefill", "regex"})
 
 
@@ -102,7 +103,7 @@ class ScriptedChatModel(ChatModel):
         self._script = _Script(replies=lst, fn=fn, cycle=cycle)
 
     @classmethod
-    def echo(cls, **kw: Any) -> "ScriptedChatModel":
+    def echo(cls, **kw: Any) -> ScriptedChatModel:
         """A model that replies with the last user message (score-injection tests)."""
         return cls(None, **kw)
 
@@ -111,7 +112,7 @@ class ScriptedChatModel(ChatModel):
         """Every call so far (shared with deep copies)."""
         return self._script.calls
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "ScriptedChatModel":
+    def __deepcopy__(self, memo: dict[int, Any]) -> ScriptedChatModel:
         new = copy.copy(self)  # shares the script (position and call log)
         memo[id(self)] = new
         return new

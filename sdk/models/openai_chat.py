@@ -33,8 +33,9 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import openai
@@ -190,14 +191,14 @@ class OpenAIChatModel(ChatModel):
         self._owner = True
 
     # -- copying -----------------------------------------------------------------------------
-    def __deepcopy__(self, memo: dict[int, Any]) -> "OpenAIChatModel":
+    def __deepcopy__(self, memo: dict[int, Any]) -> OpenAIChatModel:
         """A copy that shares the client, limit and server (only the original owns them)."""
         new = copy.copy(self)
         new._owner = False
         memo[id(self)] = new
         return new
 
-    def __copy__(self) -> "OpenAIChatModel":
+    def __copy__(self) -> OpenAIChatModel:
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         return new
@@ -242,7 +243,7 @@ class OpenAIChatModel(ChatModel):
             sh.base_url = sh.server.base_url
             sh.resolved_model = sh.server.model_name
 
-    async def start(self) -> "OpenAIChatModel":
+    async def start(self) -> OpenAIChatModel:
         """Start (or reuse) the managed server now; a no-op for remote servers."""
         if self.managed:
             sh = self._shared
@@ -346,7 +347,7 @@ class OpenAIChatModel(ChatModel):
                         return await _with_timeout(fn(self._client(), timeout), timeout)
                     async with sem:
                         return await _with_timeout(fn(self._client(), timeout), timeout)
-        except (openai.OpenAIError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, openai.OpenAIError, OSError) as exc:
             f = classify(exc)
             if attempts > 1 or f.retryable:
                 log.warning("model call to %s failed after %d attempt(s): %s",

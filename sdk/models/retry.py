@@ -63,7 +63,7 @@ class RetryPolicy:
         base = min(self.max_wait, self.initial_wait * self.multiplier ** max(0, attempt - 1))
         return min(self.max_wait, base * (1 + random.uniform(0, self.jitter)))
 
-    def wait_for(self, failure: "Failure", attempt: int) -> float:
+    def wait_for(self, failure: Failure, attempt: int) -> float:
         if failure.retry_after is not None:
             return max(0.0, min(self.max_wait, failure.retry_after))
         return self.backoff(attempt)

@@ -8,8 +8,9 @@ conftest itself imports nothing verl-specific, so a run from the main environmen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -24,8 +25,8 @@ HELPSTEER = SHARED / "helpsteer2-rows" / "test-rm.jsonl"
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
     """The prepared SmolLM2-135M-Instruct folder (prepared once if missing)."""
-    from judgeforge.models.default_model import default_model_path, prepare_default_model
     from judgeforge.errors import ConfigError
+    from judgeforge.models.default_model import default_model_path, prepare_default_model
 
     try:
         return default_model_path()
@@ -63,9 +64,10 @@ def helpsteer_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def compose() -> Callable[[list[str]], Any]:
     """Compose verl's ``ppo_trainer`` config with overrides, as ``main_ppo`` does."""
-    import verl
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+
+    import verl
 
     config_dir = str(Path(verl.__file__).parent / "trainer" / "config")
 

@@ -19,8 +19,7 @@ from judgeforge.train.verl.launch import launch
 from judgeforge.train.verl.servable import resolve_servable
 
 pytest.importorskip("verl", reason="the verl tests run in .venv-verl")
-import torch  # noqa: E402
-
+import torch
 
 HERE = Path(__file__).resolve().parent
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from judgeforge.train.config import TrainConfig
 from judgeforge.train.verl.overrides import DATASET_CLS_NAME, REWARD_FN_PATH, build_overrides
 
 pytest.importorskip("verl", reason="the verl tests run in .venv-verl")
-from omegaconf import OmegaConf  # noqa: E402
+from omegaconf import OmegaConf
 
 
 def _validate(cfg: Any) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -13,8 +14,7 @@ from judgeforge.train.reward import REWARD_KEYS, compute_score
 from judgeforge.train.verl.overrides import build_overrides
 
 pytest.importorskip("verl", reason="the verl tests run in .venv-verl")
-import torch  # noqa: E402
-
+import torch
 
 # What judges really write: right, wrong, reasoned, off-scale, unparsable.
 RESPONSES = [
@@ -33,9 +33,10 @@ RESPONSES = [
 def setup(compose: Callable[[list[str]], Any], model_dir: Path, tokenizer: Any,
           mt_bench_parquet: Path) -> tuple[Any, Any, list[dict[str, Any]]]:
     """(verl config, DataProto of 8 real prompts + tokenised responses, the dataset rows)."""
-    from verl import DataProto
     from verl.trainer.ppo.utils import create_rl_dataset
     from verl.utils.dataset.rl_dataset import collate_fn
+
+    from verl import DataProto
 
     cfg = TrainConfig.for_gpu().with_overrides([f"data.train_files=[{mt_bench_parquet}]"])
     vc = compose(build_overrides(cfg, model_path=str(model_dir), experiment_name="t"))

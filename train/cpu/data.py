@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from judgeforge.card import JudgeCard, ScoringSettings, data_fingerprint
 from judgeforge.data.schema import DatasetInfo, PointwiseRecord, Scale

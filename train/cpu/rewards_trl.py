@@ -9,7 +9,8 @@ plus ``log_metric`` for extra scalars. The reward is ``compute_score(...)["score
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..reward import compute_score
 

@@ -14,7 +14,8 @@ import logging
 import random
 import re
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from judgeforge._extras import require
 

@@ -179,11 +179,11 @@ def _config(args: argparse.Namespace, model: Path, data: Path, work: Path, flash
 
 def _check_config(cfg: Any) -> None:
     """Compose the overrides with verl's Hydra config and run its validation (works on CPU)."""
-    import verl
     from hydra import compose, initialize_config_dir
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
 
+    import verl
     from judgeforge.train.verl.launch import plan
 
     cdir = str(Path(verl.__file__).parent / "trainer" / "config")

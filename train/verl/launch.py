@@ -19,9 +19,10 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from judgeforge.errors import ConfigError
 from judgeforge.models.default_model import DEFAULT_MODEL_DIRNAME, judgeforge_home

@@ -19,9 +19,10 @@ import asyncio
 import importlib.metadata
 import importlib.util
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from judgeforge._extras import require
 

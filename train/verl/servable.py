@@ -17,8 +17,8 @@ import contextlib
 import fcntl
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from judgeforge.train.verl.checkpoints import (
     MERGE_MARKER,

@@ -56,7 +56,7 @@ class ColumnMapping:
 
     @classmethod
     def from_specs(cls, maps: Iterable[str], labels: Iterable[str],
-                   extra: Iterable[str] = ()) -> "ColumnMapping":
+                   extra: Iterable[str] = ()) -> ColumnMapping:
         """From CLI specs: ``["query=prompt", ...]`` and ``["helpfulness=score", "stars"]``."""
         roles: dict[str, str] = {}
         for spec in maps:
