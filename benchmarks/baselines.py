@@ -3,8 +3,10 @@
 A judge is only worth training if it beats predictors that read no meaning at all:
 
 - ``constant``: always the median of the training labels;
-- ``length``: a monotone (isotonic) fit of the label on the response's length in characters,
-  direction chosen by the data, fitted on the training split only.
+- ``length``: a monotone (isotonic) fit of the label on the response's length in characters
+  (:func:`response_length`: ``extra_info["response_chars"]`` when data trimmed for short prompts
+  kept the original length there, else ``len(response)``), direction chosen by the data, fitted
+  on the training split only.
 
 Use::
 
@@ -29,7 +31,7 @@ from typing import Any
 from judgeforge.data.schema import PointwiseRecord, Scale
 from judgeforge.errors import DataError
 
-__all__ = ["Baseline", "Verdict", "fit_constant", "fit_length", "fit_baselines",
+__all__ = ["Baseline", "Verdict", "fit_constant", "fit_length", "fit_baselines", "response_length",
            "baseline_predictions", "baseline_entries", "compare", "verdicts",
            "verdict_lines", "BASELINE_KIND"]
 
@@ -70,6 +72,15 @@ def _labels(records: Sequence[PointwiseRecord], dimension: str) -> list[int]:
     return labels
 
 
+def response_length(record: PointwiseRecord) -> float:
+    """The response's length in characters before any trimming: ``extra_info["response_chars"]``
+    when present (set by code that shortens responses, e.g. the demo), else ``len(response)``."""
+    kept = (record.extra_info or {}).get("response_chars")
+    if isinstance(kept, (int, float)) and not isinstance(kept, bool) and kept >= 0:
+        return float(kept)
+    return float(len(record.response))
+
+
 def fit_constant(train: Sequence[PointwiseRecord], dimension: str) -> Baseline:
     """Always the (lower) median of the training labels on ``dimension``."""
     labels = _labels(train, dimension)
@@ -91,7 +102,7 @@ def fit_length(train: Sequence[PointwiseRecord], dimension: str,
 
     rows = [r for r in train if dimension in r.label]
     labels = _labels(rows, dimension)
-    lengths = [float(len(r.response)) for r in rows]
+    lengths = [response_length(r) for r in rows]
     lo = None if scale is None else float(scale.min)
     hi = None if scale is None else float(scale.max)
     model = IsotonicRegression(increasing="auto", out_of_bounds="clip", y_min=lo, y_max=hi)
@@ -99,7 +110,7 @@ def fit_length(train: Sequence[PointwiseRecord], dimension: str,
     increasing = bool(model.increasing_)
 
     def predict(record: PointwiseRecord) -> float:
-        return float(model.predict([float(len(record.response))])[0])
+        return float(model.predict([response_length(record)])[0])
 
     return Baseline("length", "baseline: length",
                     f"isotonic fit of the label on response length in characters "

@@ -137,3 +137,12 @@ def test_report_markdown_and_plots_show_baselines(split: Any, tmp_path: Path) ->
     bare = quality_markdown({**report, "baselines": [], "verdicts": [],
                              "baselines_note": "baselines were not fitted (no training data)"})
     assert "baselines were not fitted" in bare and "does NOT beat" not in bare
+
+
+def test_length_reads_the_untrimmed_length_when_kept() -> None:
+    from judgeforge.benchmarks.baselines import response_length
+
+    rec = PointwiseRecord.model_validate(make_row("q", "short", quality=3))
+    assert response_length(rec) == 5.0
+    kept = rec.model_copy(update={"extra_info": {"response_chars": 1234}})
+    assert response_length(kept) == 1234.0

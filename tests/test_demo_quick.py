@@ -27,10 +27,28 @@ def test_demo_quick_runs_the_whole_loop(tmp_path: Path) -> None:
     state = json.loads((work / "state.json").read_text())
     steps = ["check", "model", "data", "bench-base", "train", "serve", "bench-trained"]
     assert [k for k in steps if state.get(k, {}).get("done")] == steps
-    # the side-by-side table was printed and written
-    assert "| sample mode | base | trained |" in out.stdout
+    # the side-by-side table (baselines fitted on the training split beside the judges) was
+    # printed and written, with the verdicts against the baselines
+    head = "| sample mode | baseline: constant | baseline: length | base | trained |"
+    assert head in out.stdout
     report = (work / "report.md").read_text()
-    assert "parse-failure rate" in report and "trained" in report
+    assert head in report and "parse-failure rate" in report
+    assert "Against the baselines (sample mode" in report
+    assert "`trained` beats the length baseline on MAE" in report or \
+        "`trained` does NOT beat the length baseline on MAE" in report
+    # the test split shares no query with the training split
+    from judgeforge.data.io import load_records
+    from judgeforge.data.split import shared_groups
+
+    train = load_records(work / "data" / "train.parquet").records
+    test = load_records(work / "data" / "test.parquet").records
+    assert not shared_groups(train, test)
+    assert all((r.extra_info or {}).get("response_chars") for r in test)
+    # the trained judge's card carries the calibration fitted on validation rows
+    from judgeforge.card import JudgeCard
+
+    card = JudgeCard.read(state["train"]["outputs"]["checkpoint"])
+    assert card is not None and card.calibration is not None and card.calibration.rows > 0
     # every bench report exists; the usage step graded through all three ways
     for judge in ("bench-base", "bench-trained"):
         for mode in ("sample", "expected"):

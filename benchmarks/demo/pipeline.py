@@ -52,7 +52,10 @@ class DemoOptions:
 # The prompt the judge is trained with and graded with must be the same. Long Prometheus rows
 # (rubric + reference + response, ~1200 tokens) make CPU steps slow, so the demo trims the data
 # itself, once (the CPU recipe's prompt options: no rubric, no reference, short texts), and
-# training, benchmarking and serving all read the same trimmed files with no further trimming.
+# training, benchmarking and serving all read the same trimmed files with no further trimming:
+# the base model is benchmarked through a URL, which carries no judge card (and so no prompt
+# limits), and it must see the very prompts the trained judge sees. Each trimmed row keeps its
+# response's original length in extra_info.response_chars for the length baseline.
 MAX_QUERY_CHARS = 300
 MAX_RESPONSE_CHARS = 400
 NO_TRAIN_TRIMMING = ["prompt.max_query_chars=null", "prompt.max_response_chars=null",
@@ -102,14 +105,14 @@ class Demo:
         from judgeforge.data.converters.prometheus import convert_prometheus
         from judgeforge.data.io import write_records
         from judgeforge.data.schema import DatasetInfo
-        from judgeforge.data.split import stratified_split
+        from judgeforge.data.split import group_split
 
         files = self.opts.data or default_data_files()
         records, info = [], None
         for f in files:
             loaded = convert_prometheus(f)
             info = info or loaded.info
-            records += [_trim(r) for r in loaded.records]
+            records += loaded.records
             print(f"{f.name}: {len(loaded.records)} rows, labels "
                   f"{_counts(r.label[next(iter(r.label))] for r in loaded.records)}")
         assert info is not None
@@ -118,20 +121,25 @@ class Demo:
                            license=info.license, description="demo: queries/responses trimmed "
                            f"to {MAX_QUERY_CHARS}/{MAX_RESPONSE_CHARS} chars, no rubric or "
                            "reference")
-        train, test = stratified_split(records, test_size=self.opts.n_test, seed=0)
+        # Split by query before trimming: the 4 Prometheus responses to one question never
+        # straddle train and test.
+        train, test = group_split(records, test_size=self.opts.n_test, seed=0)
+        train, test = [_trim(r) for r in train], [_trim(r) for r in test]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         train_path = write_records(self.data_dir / "train.parquet", train, info)
         test_path = write_records(self.data_dir / "test.parquet", test, info)
-        print(f"train: {len(train)} rows -> {train_path}\ntest: {len(test)} rows -> {test_path}")
+        print(f"group split by query: train {len(train)} rows -> {train_path}\n"
+              f"test: {len(test)} rows -> {test_path} (no query in both)")
         return {"train": str(train_path), "test": str(test_path), "n_train": len(train),
                 "n_test": len(test)}
 
     def _bench(self, log: Path, label: str, model: str, out: Path) -> dict[str, Any]:
-        test = self._data_out("test")
+        test, train = self._data_out("test"), self._data_out("train")
         for mode, args in BENCH_MODES:
+            # --train-data: the constant and length baselines, fitted on the training split
             run_logged(judgeforge_cli("bench", "quality", "--data", test, "--model",
                                       f"{label}={model}", *args, "--concurrency", "8",
-                                      "--out", str(out / mode)), log)
+                                      "--train-data", train, "--out", str(out / mode)), log)
         return {mode: str(out / mode / "report.json") for mode, _ in BENCH_MODES}
 
     def bench_base(self, log: Path) -> dict[str, Any]:
@@ -221,14 +229,17 @@ class Demo:
 
 
 def _trim(record: Any) -> Any:
+    """The record with short texts, no rubric or reference, and its response's original length
+    in ``extra_info.response_chars`` (for the length baseline)."""
     data = record.to_dict()
-    for m in data["input"]:
-        m["content"] = truncate_text(m["content"], MAX_QUERY_CHARS)
-    data["output"]["content"] = truncate_text(data["output"]["content"], MAX_RESPONSE_CHARS)
     extra = dict(data.get("extra_info") or {})
+    extra.setdefault("response_chars", len(data["output"]["content"]))
     extra.pop("reference", None)
     extra.pop("rubric", None)
     data["extra_info"] = extra
+    for m in data["input"]:
+        m["content"] = truncate_text(m["content"], MAX_QUERY_CHARS)
+    data["output"]["content"] = truncate_text(data["output"]["content"], MAX_RESPONSE_CHARS)
     return type(record).model_validate(data)
 
 

@@ -1,4 +1,5 @@
-"""The demo's closing table: base vs trained judge, side by side, per scoring mode."""
+"""The demo's closing table: the baselines, the base and the trained judge side by side, per
+scoring mode, and what the judges do and do not beat."""
 
 from __future__ import annotations
 
@@ -6,43 +7,78 @@ import json
 from pathlib import Path
 from typing import Any
 
-from judgeforge.benchmarks.report import markdown_table, fmt
+from judgeforge.benchmarks.baselines import verdict_lines
+from judgeforge.benchmarks.report import fmt, fmt_ci, markdown_table
 
-__all__ = ["side_by_side", "write_summary"]
+__all__ = ["side_by_side", "verdict_summary", "write_summary"]
 
 ROWS = (("parse_failure_rate", "parse-failure rate"), ("mae", "MAE (failures = worst error)"),
         ("mae_parsed", "MAE (parsed rows)"), ("exact_acc", "exact accuracy"),
         ("within1_acc", "within-1 accuracy"), ("spearman", "Spearman rho"), ("qwk", "QWK"))
 
 
-def _judge(report_path: Path) -> dict[str, Any] | None:
-    if not report_path.is_file():
-        return None
-    report = json.loads(report_path.read_text())
-    judges = report.get("judges") or []
-    return judges[0] if judges else None
+def _report(work: Path, folder: str, mode: str) -> dict[str, Any] | None:
+    path = work / folder / mode / "report.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _columns(work: Path, mode: str) -> list[tuple[str, dict[str, Any]]]:
+    """(label, entry): the baselines (from the first report that has them), then base and
+    trained."""
+    reports = [(label, _report(work, folder, mode))
+               for label, folder in (("base", "bench-base"), ("trained", "bench-trained"))]
+    cols: list[tuple[str, dict[str, Any]]] = []
+    for _, r in reports:
+        if r and r.get("baselines"):
+            cols += [(str(b["label"]), b) for b in r["baselines"]]
+            break
+    for label, r in reports:
+        if r and r.get("judges"):
+            cols.append((label, r["judges"][0]))
+    return cols
 
 
 def side_by_side(work: Path, mode: str) -> str:
-    """A Markdown table (metric x judge) for one scoring mode, from the two bench reports."""
-    judges = [(label, _judge(work / folder / mode / "report.json"))
-              for label, folder in (("base", "bench-base"), ("trained", "bench-trained"))]
-    judges = [(label, j) for label, j in judges if j]
+    """A Markdown table (metric x baseline/judge) for one scoring mode, from the bench reports."""
+    judges = _columns(work, mode)
     if not judges:
         return f"(no {mode} reports yet)"
     rows = [["rows"] + [str(j["metrics"].get("n")) for _, j in judges]]
     for key, title in ROWS:
-        rows.append([title] + [fmt(j["metrics"].get(key)) for _, j in judges])
-    rows.append(["pairs/s"] + [fmt(j.get("timings", {}).get("pairs_per_s"), 2)
+        rows.append([title] + [fmt_ci(j["metrics"].get(key),
+                                      (j["metrics"].get("ci") or {}).get(key))
+                               for _, j in judges])
+    rows.append(["pairs/s"] + [fmt((j.get("timings") or {}).get("pairs_per_s"), 2)
                                for _, j in judges])
     return markdown_table([f"{mode} mode"] + [label for label, _ in judges], rows)
 
 
+def verdict_summary(work: Path, mode: str) -> list[str]:
+    """Each judge against each baseline in ``mode`` (failures first), or why there is none."""
+    lines: list[str] = []
+    for folder in ("bench-base", "bench-trained"):
+        r = _report(work, folder, mode)
+        if not r:
+            continue
+        if not r.get("baselines"):
+            lines.append(f"- {folder}: {r.get('baselines_note') or 'no baselines'}")
+        lines += verdict_lines(r.get("verdicts") or [])
+    return lines
+
+
 def write_summary(work: Path, minutes: float) -> Path:
-    parts = ["# judgeforge demo: base vs GRPO-trained judge", "",
-             f"Total time of all steps: {minutes:.1f} min. Work folder: `{work}`.", ""]
+    parts = ["# judgeforge demo: baselines, base and GRPO-trained judge", "",
+             f"Total time of all steps: {minutes:.1f} min. Work folder: `{work}`.", "",
+             "Test rows: a group split of Prometheus by query (no question in both train and "
+             "test). Baselines fitted on the training split only: `baseline: constant` (the "
+             "training-label median) and `baseline: length` (an isotonic fit of the label on "
+             "the response length in characters). 95% bootstrap intervals in brackets.", ""]
     for mode in ("sample", "expected"):
         parts += [side_by_side(work, mode), ""]
+        verdict = verdict_summary(work, mode)
+        if verdict:
+            parts += [f"Against the baselines ({mode} mode; paired bootstrap 95% intervals of "
+                      "judge - baseline):", "", *verdict, ""]
     parts += ["Sample mode parses the judge's own `<score>X</score>`; expected mode reads the "
               "probability of each score token after a `<score>` prefill.", "",
               "Reports: `bench-base/<mode>/report.md`, `bench-trained/<mode>/report.md`; "
