@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from judgeforge.data.schema import PointwiseRecord, Scale
-from judgeforge.errors import DataError
+from judgeforge.errors import ConfigError, DataError
 
 __all__ = ["Baseline", "Verdict", "fit_constant", "fit_length", "fit_baselines", "response_length",
            "baseline_predictions", "baseline_entries", "compare", "verdicts",
@@ -234,7 +234,7 @@ def compare(judge: Sequence[float | None], baseline: Sequence[float | None],
         def value(idx: Any) -> tuple[float | None, float | None]:
             return _spearman(jp[idx], true[idx]), _spearman(bp[idx], true[idx])
     else:
-        raise ValueError(f"metric must be mae or spearman, got {metric!r}")
+        raise ConfigError(f"metric must be mae or spearman, got {metric!r}")
     n = len(true)
     jv, bv = value(np.arange(n))
     if jv is None or bv is None or not bootstrap or n < 2:

@@ -31,6 +31,8 @@ from urllib.parse import urlparse
 
 import httpx
 
+from judgeforge.errors import ConfigError
+
 __all__ = ["LoadReport", "run_endpoint", "run_baseline", "grader_request_body", "main",
            "amain", "PAIRS", "HOSTILE_KINDS"]
 
@@ -160,7 +162,7 @@ def _hostile_request(kind: str, limits: dict[str, float], api_key: str | None
         return "/v1/score/batch", {"json": {"items": items}, "headers": auth}, {422, 413}
     if kind == "wrong_type":
         return "/v1/score", {"json": {"query": "q", "response": 123}, "headers": auth}, {422}
-    raise ValueError(f"unknown hostile kind {kind!r}")
+    raise ConfigError(f"unknown hostile kind {kind!r}")
 
 
 async def _limits(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, float]:

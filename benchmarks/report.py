@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from judgeforge.errors import DataError
+
 __all__ = ["fmt", "fmt_ci", "markdown_table", "quality_table", "quality_source_tables",
            "baseline_lines",
            "quality_markdown", "throughput_table", "throughput_goals_table",
@@ -68,7 +70,7 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]],
     for row in rows:
         cells = [_cell(c) for c in row]
         if len(cells) != len(header):
-            raise ValueError(f"row has {len(cells)} cells, header {len(header)}")
+            raise DataError(f"row has {len(cells)} cells, header {len(header)}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

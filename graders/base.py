@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from judgeforge.errors import StateError
 from judgeforge.graders.results import GraderResult
 
 __all__ = ["BaseGrader", "Executor"]
@@ -57,7 +58,7 @@ class BaseGrader(abc.ABC):
             asyncio.get_running_loop()
         except RuntimeError:
             return asyncio.run(self.aevaluate(**kwargs))
-        raise RuntimeError(f"{type(self).__name__}.evaluate() was called inside a running event "
+        raise StateError(f"{type(self).__name__}.evaluate() was called inside a running event "
                            "loop; use `await grader.aevaluate(...)` instead")
 
     def __repr__(self) -> str:

@@ -22,6 +22,8 @@ from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from judgeforge.errors import DataError, UsageError
+
 __all__ = [
     "GraderScore",
     "GraderError",
@@ -107,7 +109,7 @@ def to_dict(result: Any) -> dict[str, Any]:
     else:
         score = getattr(result, "score", None)
         if not isinstance(score, (int, float)):
-            raise TypeError(f"not a grader score or error: {result!r}")
+            raise UsageError(f"not a grader score or error: {result!r}")
         out["score"] = float(score)
     out["reason"] = str(getattr(result, "reason", "") or "")
     out["metadata"] = _jsonable(getattr(result, "metadata", None) or {})
@@ -121,5 +123,5 @@ def from_dict(data: Mapping[str, Any]) -> GraderResult:
     if data.get("error") is not None:
         return GraderError(error=str(data["error"]), **fields)
     if "score" not in data or data["score"] is None:
-        raise ValueError(f"neither 'score' nor 'error' in {dict(data)!r}")
+        raise DataError(f"neither 'score' nor 'error' in {dict(data)!r}")
     return GraderScore(score=float(data["score"]), **fields)

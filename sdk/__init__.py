@@ -19,6 +19,10 @@ _EXPORTS: dict[str, str] = {
     "DataError": "judgeforge.errors",
     "ConfigError": "judgeforge.errors",
     "ServerError": "judgeforge.errors",
+    "StateError": "judgeforge.errors",
+    "StorageError": "judgeforge.errors",
+    "UsageError": "judgeforge.errors",
+    "ModelResponseError": "judgeforge.errors",
     "ModelError": "judgeforge.errors",
     "ModelConnectionError": "judgeforge.errors",
     "ModelTimeoutError": "judgeforge.errors",
@@ -74,9 +78,13 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
         ModelConnectionError,
         ModelError,
         ModelRateLimitError,
+        ModelResponseError,
         ModelStatusError,
         ModelTimeoutError,
         ServerError,
+        StateError,
+        StorageError,
+        UsageError,
     )
     from judgeforge.metrics import compute_metrics
     from judgeforge.models.base import ChatModel, ChatOptions, ChatResponse
@@ -92,12 +100,13 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
 __all__ = [
     "ChatModel", "ChatOptions", "ChatResponse", "ConfigError", "DataError", "DatasetInfo",
     "JudgeforgeError", "LoadResult", "Message", "MissingExtraError", "ModelConnectionError",
-    "ModelError", "ModelRateLimitError", "ModelStatusError", "ModelTimeoutError",
-    "OpenAIChatModel", "ParseFailure", "ParsedScore", "PointwiseOutput", "PointwiseRecord",
-    "PromptTemplate", "RowError", "Scale", "ScriptedChatModel", "ServerError", "VLLMServer",
-    "build_messages", "compute_metrics", "exact_match_reward", "exp_decay_reward", "load_records",
-    "parse_score", "prepare_default_model", "quadratic_reward", "stratified_split",
-    "write_records", "__version__",
+    "ModelError", "ModelRateLimitError", "ModelResponseError", "ModelStatusError",
+    "ModelTimeoutError", "OpenAIChatModel", "ParseFailure", "ParsedScore", "PointwiseOutput",
+    "PointwiseRecord", "PromptTemplate", "RowError", "Scale", "ScriptedChatModel", "ServerError",
+    "StateError", "StorageError", "UsageError", "VLLMServer", "build_messages", "compute_metrics",
+    "exact_match_reward", "exp_decay_reward", "load_records", "parse_score",
+    "prepare_default_model", "quadratic_reward", "stratified_split", "write_records",
+    "__version__",
 ]
 
 

@@ -56,9 +56,9 @@ class ScoringSettings:
 
     def __post_init__(self) -> None:
         if self.mode not in _MODES:
-            raise ValueError(f"mode must be one of {_MODES}, got {self.mode!r}")
+            raise ConfigError(f"mode must be one of {_MODES}, got {self.mode!r}")
         if self.vote not in ("mean", "majority"):
-            raise ValueError(f"vote must be 'mean' or 'majority', got {self.vote!r}")
+            raise ConfigError(f"vote must be 'mean' or 'majority', got {self.vote!r}")
 
 
 @dataclass(frozen=True)

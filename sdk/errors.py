@@ -1,12 +1,18 @@
 """judgeforge's exception hierarchy (one place, modelled on openai-python's).
 
 Everything judgeforge raises on purpose derives from :class:`JudgeforgeError`, so callers can
-catch the project's errors without catching programming bugs.
+catch the project's errors without catching programming bugs. Each also derives from the builtin
+it refines (``DataError`` and ``ConfigError`` are ValueErrors, ``UsageError`` a TypeError), so
+``except ValueError`` keeps working. Validators of pydantic models raise plain ValueError, as
+pydantic requires: it reports them in a ``ValidationError``, which the loaders turn into
+``DataError``/``ConfigError``.
 
     JudgeforgeError
     ├── MissingExtraError        an optional dependency stack is not installed
     ├── DataError                a data file or record is invalid (carries every RowError)
     ├── ConfigError              a configuration value is invalid
+    ├── UsageError               an argument of the wrong kind (also a TypeError)
+    ├── StateError               a call at the wrong time: not open, inside an event loop
     ├── ServerError              a managed model server failed to start or died
     ├── StorageError             an output file could not be written (disk full, permissions)
     └── ModelError               a call to a model failed (after retries, if retryable)
@@ -26,6 +32,8 @@ __all__ = [
     "MissingExtraError",
     "DataError",
     "ConfigError",
+    "UsageError",
+    "StateError",
     "ServerError",
     "StorageError",
     "ModelError",
@@ -66,6 +74,16 @@ class DataError(JudgeforgeError, ValueError):
 
 class ConfigError(JudgeforgeError, ValueError):
     """An invalid configuration value."""
+
+
+class UsageError(JudgeforgeError, TypeError):
+    """An argument of the wrong kind (a mapper that is not a dict or callable, a row that is not
+    a record...); a TypeError too, so ``except TypeError`` keeps working."""
+
+
+class StateError(JudgeforgeError, RuntimeError):
+    """A call at the wrong time: a checkpoint that is not open, the blocking ``evaluate()``
+    inside a running event loop."""
 
 
 class ServerError(JudgeforgeError, RuntimeError):

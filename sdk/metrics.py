@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
+from judgeforge.errors import DataError
 
 __all__ = ["compute_metrics", "confusion_matrix", "HEADLINE_METRICS"]
 
@@ -29,7 +30,7 @@ def _clean(value: float) -> float | None:
 def _as_arrays(predictions: Sequence[float | None], labels: Sequence[int],
                scale: Scale) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if len(predictions) != len(labels):
-        raise ValueError(f"{len(predictions)} predictions for {len(labels)} labels")
+        raise DataError(f"{len(predictions)} predictions for {len(labels)} labels")
     pred = np.array([np.nan if p is None else float(p) for p in predictions], dtype=float)
     true = np.asarray(labels, dtype=float)
     parsed = ~np.isnan(pred)
@@ -120,7 +121,7 @@ def compute_metrics(predictions: Sequence[float | None], labels: Sequence[int],
     pred, true, parsed = _as_arrays(predictions, labels, scale)
     bad = [int(t) for t in true if int(t) not in scale]
     if bad:
-        raise ValueError(f"labels outside the scale {scale}: {sorted(set(bad))}")
+        raise DataError(f"labels outside the scale {scale}: {sorted(set(bad))}")
     out: dict[str, Any] = _point_metrics(pred, true, parsed, scale)
     out["scale"] = [scale.min, scale.max]
     out["confusion"] = confusion_matrix(predictions, labels, scale)
@@ -129,7 +130,7 @@ def compute_metrics(predictions: Sequence[float | None], labels: Sequence[int],
         true) >= 2 else {}
     if data_sources is not None:
         if len(data_sources) != len(true):
-            raise ValueError("data_sources must have one entry per prediction")
+            raise DataError("data_sources must have one entry per prediction")
         groups: dict[str, list[int]] = {}
         for i, src in enumerate(data_sources):
             groups.setdefault(str(src), []).append(i)

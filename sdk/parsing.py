@@ -89,7 +89,7 @@ class ParsedScore:
     def score(self) -> int:
         """The score of a one-dimension parse."""
         if len(self.scores) != 1:
-            raise ValueError(f"several dimensions parsed: {sorted(self.scores)}; use .scores")
+            raise DataError(f"several dimensions parsed: {sorted(self.scores)}; use .scores")
         return next(iter(self.scores.values()))
 
 

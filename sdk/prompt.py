@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
+from judgeforge.errors import ConfigError
 
 __all__ = ["PromptTemplate", "build_messages", "build_record_messages", "record_inputs",
            "query_of", "neutralize_tags", "truncate_text", "DIMENSION_DESCRIPTIONS",
@@ -125,11 +126,11 @@ class PromptTemplate:
 
     def __post_init__(self) -> None:
         if not self.dimensions:
-            raise ValueError("a prompt needs at least one dimension")
+            raise ConfigError("a prompt needs at least one dimension")
         for name in ("max_query_chars", "max_response_chars"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"{name} must be a positive number of characters, got {value}")
+                raise ConfigError(f"{name} must be a positive number of characters, got {value}")
 
     @property
     def multi(self) -> bool:

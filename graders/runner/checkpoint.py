@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from judgeforge.data.keys import canonical_json, record_key, unique_ids
-from judgeforge.errors import ConfigError, DataError, StorageError
+from judgeforge.errors import ConfigError, DataError, StateError, StorageError, UsageError
 from judgeforge.graders.results import from_dict
 from judgeforge.parsing import finite_score
 
@@ -73,7 +73,7 @@ def row_key(row: Any) -> str:
         return hashlib.sha1(payload.encode("utf-8", "surrogatepass")).hexdigest()
     if hasattr(row, "model_dump"):
         return record_key(row) if hasattr(row, "input") else row_key(row.model_dump(mode="json"))
-    raise TypeError(f"cannot key a row of type {type(row).__name__}")
+    raise UsageError(f"cannot key a row of type {type(row).__name__}")
 
 
 def _row_content(row: Any) -> Any:
@@ -132,17 +132,17 @@ def grader_fingerprint(grader: Any) -> str:
 
 
 def check_result(result: Any) -> dict[str, Any]:
-    """``result`` when it is a usable stored result, else ``ValueError`` saying why."""
+    """``result`` when it is a usable stored result, else ``DataError`` saying why."""
     if not isinstance(result, dict):
-        raise ValueError(f"result is a {type(result).__name__}, not an object")
+        raise DataError(f"result is a {type(result).__name__}, not an object")
     meta = result.get("metadata")
     if meta is not None and not isinstance(meta, dict):
-        raise ValueError(f"metadata is a {type(meta).__name__}, not an object")
+        raise DataError(f"metadata is a {type(meta).__name__}, not an object")
     if result.get("error") is None:
         try:
             finite_score(result.get("score"), what="score")
         except DataError as exc:
-            raise ValueError(str(exc)) from None
+            raise DataError(str(exc)) from None
     from_dict(result)
     return result
 
@@ -269,7 +269,7 @@ class Checkpoint:
                row_fp: str | None = None, config_fp: str | None = None) -> None:
         """Append one result line (one write, then fsync)."""
         if self._fd is None:
-            raise RuntimeError("checkpoint is not open")
+            raise StateError("checkpoint is not open")
         entry = CheckpointEntry(key, grader, index, result, row_fp, config_fp)
         line = entry.line()
         self._write(line)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
-from judgeforge.errors import JudgeforgeError
+from judgeforge.errors import JudgeforgeError, UsageError
 
 __all__ = ["GraderConfig", "Mapper", "MappingError", "resolve_path", "apply_mapper",
            "record_mapper"]
@@ -79,7 +79,7 @@ def apply_mapper(row: Any, mapper: Mapper) -> dict[str, Any]:
         if not isinstance(out, Mapping):
             raise MappingError(f"mapper returned {type(out).__name__}, not a dict")
         return dict(out)
-    raise TypeError(f"a mapper is a dict of paths, a callable or None, not {type(mapper)}")
+    raise UsageError(f"a mapper is a dict of paths, a callable or None, not {type(mapper)}")
 
 
 def record_mapper(row: Any) -> dict[str, Any]:
@@ -112,7 +112,7 @@ class GraderConfig:
             return config
         if isinstance(config, tuple):
             if not 1 <= len(config) <= 2:
-                raise TypeError(f"a grader tuple is (grader, mapper), got {len(config)} items")
+                raise UsageError(f"a grader tuple is (grader, mapper), got {len(config)} items")
             return cls(*config)
         if isinstance(config, Mapping):
             return cls(**config)
@@ -120,4 +120,4 @@ class GraderConfig:
             return cls(config.grader, config.mapper)
         if hasattr(config, "aevaluate"):
             return cls(config)
-        raise TypeError(f"not a grader configuration: {config!r}")
+        raise UsageError(f"not a grader configuration: {config!r}")

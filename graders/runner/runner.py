@@ -123,14 +123,14 @@ class GradingRunner:
         on_stale: str = "regrade",
     ) -> None:
         if max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+            raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
         if isinstance(grader_configs, Mapping):
             items = grader_configs.items()
         else:
             items = ((GraderConfig.create(c).grader.name, c) for c in grader_configs)
         self.grader_configs = {str(k): GraderConfig.create(c) for k, c in items}
         if not self.grader_configs:
-            raise ValueError("grader_configs is empty")
+            raise ConfigError("grader_configs is empty")
         self.max_concurrency = max_concurrency
         if aggregators is None:
             self.aggregators: list[Any] = []

@@ -11,6 +11,8 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
+from judgeforge.errors import ConfigError
+
 __all__ = ["bearer_matches", "BearerAuthMiddleware", "UNAUTHORIZED_DETAIL"]
 
 Scope = MutableMapping[str, Any]
@@ -48,7 +50,7 @@ class BearerAuthMiddleware:
 
     def __init__(self, app: ASGIApp, api_key: str, exempt: Iterable[str] = ("/healthz",)) -> None:
         if not api_key:
-            raise ValueError("BearerAuthMiddleware needs a non-empty api_key")
+            raise ConfigError("BearerAuthMiddleware needs a non-empty api_key")
         self.app = app
         self.api_key = api_key
         self.exempt = frozenset(exempt)

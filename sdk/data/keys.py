@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from judgeforge.data.schema import PointwiseRecord
+from judgeforge.errors import UsageError
 
 __all__ = ["canonical_json", "content_hash", "record_key", "unique_ids"]
 
@@ -65,7 +66,7 @@ def record_key(record_or_row: PointwiseRecord | Mapping[str, Any]) -> str:
         rid = record_or_row.get("id")
         messages, output = record_or_row.get("input"), record_or_row.get("output")
     else:
-        raise TypeError(f"record_key needs a PointwiseRecord or a dict, got {type(record_or_row)}")
+        raise UsageError(f"record_key needs a PointwiseRecord or a dict, got {type(record_or_row)}")
     if rid is not None and not isinstance(rid, bool) and str(rid) != "":
         return str(rid)
     return content_hash(messages, _response(output))

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
-from judgeforge.errors import DataError
+from judgeforge.errors import ConfigError, DataError
 
 __all__ = ["Message", "PointwiseOutput", "PointwiseRecord", "Scale", "DatasetInfo",
            "DEFAULT_SCALE", "ROLES", "check_role"]
@@ -153,7 +153,7 @@ class Scale(BaseModel):
         """``"1-5"`` -> Scale(min=1, max=5) (``"-2-2"`` and ``"1..5"`` work too)."""
         match = _SCALE_RE.match(text)
         if not match:
-            raise ValueError(f"scale must look like MIN-MAX (e.g. 0-4), got {text!r}")
+            raise ConfigError(f"scale must look like MIN-MAX (e.g. 0-4), got {text!r}")
         return cls(min=int(match.group(1)), max=int(match.group(2)))
 
     @property

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from judgeforge.data.schema import DEFAULT_SCALE, DatasetInfo, PointwiseRecord, Scale
+from judgeforge.errors import ConfigError, DataError
 
 __all__ = [
     "RawRow",
@@ -169,7 +170,7 @@ def coerce_score(value: Any) -> int:
     """
     original = value
     if isinstance(value, bool) or value is None:
-        raise ValueError(f"{_short(value)} is not an integer score")
+        raise DataError(f"{_short(value)} is not an integer score")
     if isinstance(value, int):
         return value
     if hasattr(value, "__index__") and not isinstance(value, float):  # numpy integers
@@ -182,10 +183,10 @@ def coerce_score(value: Any) -> int:
             try:
                 value = float(text)
             except ValueError:
-                raise ValueError(f"{_short(value)} is not an integer score") from None
+                raise DataError(f"{_short(value)} is not an integer score") from None
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    raise ValueError(f"{_short(original)} is not an integer score")
+    raise DataError(f"{_short(original)} is not an integer score")
 
 
 def validate_one(raw: RawRow, info: DatasetInfo) -> PointwiseRecord | list[RowError]:
@@ -224,7 +225,7 @@ def resolve_scales(spec: ScaleSpec | None) -> tuple[Scale | None, dict[str, Scal
         dim, sep, text = str(item).partition("=")
         if sep:
             if not dim.strip():
-                raise ValueError(f"scale {item!r}: dimension name is empty")
+                raise ConfigError(f"scale {item!r}: dimension name is empty")
             per_dim[dim.strip()] = Scale.parse(text)
         else:
             default = Scale.parse(dim)

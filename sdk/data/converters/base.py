@@ -15,7 +15,7 @@ from judgeforge.data.io import LoadResult, iter_raw_rows
 from judgeforge.data.keys import unique_ids
 from judgeforge.data.schema import DatasetInfo, PointwiseRecord, Scale
 from judgeforge.data.validate import RawRow, RowError, coerce_score, format_errors, validate_one
-from judgeforge.errors import DataError
+from judgeforge.errors import ConfigError, DataError
 
 __all__ = ["Converted", "RowProblem", "convert_rows", "finish_conversion", "merge_results",
            "scores_in_scale", "source_rows"]
@@ -103,7 +103,7 @@ def merge_results(results: list[LoadResult]) -> LoadResult:
     """Several converted files of one dataset as one result: records in order, the first
     file's info, every error and skipped count (e.g. the four FeedbackQA test files)."""
     if not results:
-        raise ValueError("merge_results needs at least one result")
+        raise ConfigError("merge_results needs at least one result")
     return LoadResult([r for res in results for r in res.records], results[0].info,
                       [e for res in results for e in res.errors],
                       sum(res.skipped for res in results))

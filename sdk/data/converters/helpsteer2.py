@@ -107,10 +107,10 @@ def parse_steerlm_transcript(text: str) -> tuple[list[dict[str, str]], str]:
         if system.strip():
             messages.append({"role": "system", "content": system})
     elif prefix.strip():
-        raise ValueError("text does not start with '<extra_id_0>System' or a turn tag")
+        raise DataError("text does not start with '<extra_id_0>System' or a turn tag")
     turns = _turns(pieces)
     if not turns or turns[-1]["role"] != "assistant":
-        raise ValueError("transcript does not end with an '<extra_id_1>Assistant' turn")
+        raise DataError("transcript does not end with an '<extra_id_1>Assistant' turn")
     return messages + turns[:-1], turns[-1]["content"]
 
 

@@ -78,9 +78,9 @@ def split_instance(text: str) -> dict[str, str]:
             parts = {k: v.strip() for k, v in match.groupdict().items()}
             for key in ("query", "response"):
                 if not parts[key]:
-                    raise ValueError(f"the {key} part is empty")
+                    raise DataError(f"the {key} part is empty")
             return parts
-    raise ValueError("no known layout: expected '### Generated Summary ... ### Source Article' "
+    raise DataError("no known layout: expected '### Generated Summary ... ### Source Article' "
                      "or 'CONTEXT: ... GENERATED RESPONSE:'")
 
 

@@ -34,6 +34,7 @@ from judgeforge.data.converters.base import RowProblem, convert_rows
 from judgeforge.data.io import LoadResult, iter_raw_rows
 from judgeforge.data.schema import DatasetInfo, Scale
 from judgeforge.data.validate import RawRow, coerce_score
+from judgeforge.errors import DataError
 
 __all__ = [
     "PROMETHEUS_SCALE",
@@ -90,7 +91,7 @@ def parse_prometheus_prompt(text: str) -> dict[str, str]:
         begin, end = _find(text, marker, pos)
         if begin < 0:
             label = marker if isinstance(marker, str) else marker.pattern.replace("\\", "")
-            raise ValueError(f"section {label!r} not found")
+            raise DataError(f"section {label!r} not found")
         spans.append((name, begin, end))
         pos = end
     out = {}
