@@ -6,6 +6,13 @@ GPU path. :class:`VLLMServer` runs that command in its own process group (``star
 logs to a file, waits on ``/health`` and stops the whole group (SIGTERM, wait, SIGKILL), so no
 process or socket is left behind.
 
+The server dies with its owner, whatever kills the owner (SIGKILL included): it runs under a
+small guard process (:data:`_GUARD`, run by the owner's interpreter) whose stdin is a pipe from
+the owner. The kernel closes that pipe when the owner exits in any way; the guard then stops the
+group (SIGTERM, a grace period, SIGKILL). A parent-death signal (``PR_SET_PDEATHSIG``) is not
+used: it fires when the *thread* that started the server ends, and servers are started from
+``asyncio.to_thread`` workers.
+
 Only HF folders are served (a verl FSDP checkpoint must be merged to an HF folder first; the
 training side does that). Nothing here imports vllm, torch or transformers: the server runs as
 ``sys.executable -m vllm.entrypoints.openai.api_server`` (the ``vllm`` console script is broken in
@@ -270,6 +277,40 @@ def _signal_all(pgid: int, pids: Sequence[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
+# The guard: ``python -c _GUARD GRACE CMD...``. It runs CMD, passes its exit status on, and stops
+# the process group when its stdin (a pipe from the owner) reaches EOF: the owner is gone.
+_GUARD = r"""
+import os, signal, subprocess, sys, threading, time
+grace, cmd = float(sys.argv[1]), sys.argv[2:]
+child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a group stop is for the server; wait for it
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+def owner_gone():
+    try:
+        while os.read(0, 4096):
+            pass
+    except OSError:
+        pass
+    group = os.getpgid(0)
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except OSError:
+        pass
+    end = time.monotonic() + grace
+    while child.poll() is None and time.monotonic() < end:
+        time.sleep(0.2)
+    os.killpg(group, signal.SIGKILL)
+
+threading.Thread(target=owner_gone, daemon=True).start()
+rc = child.wait()
+if rc < 0:
+    signal.signal(-rc, signal.SIG_DFL)
+    os.kill(os.getpid(), -rc)
+sys.exit(rc)
+"""
+
+
 def _emergency_kill(pgid: int) -> None:
     """Interpreter-exit fallback for a server nobody stopped: TERM the group, then KILL it."""
     _signal_all(pgid, [], signal.SIGTERM)
@@ -455,10 +496,11 @@ class VLLMServer:
         self.command = self.build_command(port)
         log.info("starting vLLM on %s (log %s): %s", self.url, self.log_path,
                  " ".join(self.command))
+        guard = [sys.executable, "-c", _GUARD, str(min(self.shutdown_timeout, 30))]
         with open(self.log_path, "wb") as logfh:
             self._proc = subprocess.Popen(
-                self.command, stdin=subprocess.DEVNULL, stdout=logfh, stderr=subprocess.STDOUT,
-                env=env, start_new_session=True, close_fds=True,
+                guard + self.command, stdin=subprocess.PIPE, stdout=logfh,
+                stderr=subprocess.STDOUT, env=env, start_new_session=True, close_fds=True,
             )
         self._finalizer = weakref.finalize(self, _emergency_kill, self._proc.pid)
         try:
@@ -514,6 +556,9 @@ class VLLMServer:
             _signal_all(pgid, pids, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
+        if proc.stdin is not None:  # the guard's owner pipe
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
         end = time.monotonic() + 10
         while process_group_alive(pgid) and time.monotonic() < end:
             _signal_all(pgid, [], signal.SIGKILL)
