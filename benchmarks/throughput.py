@@ -54,7 +54,7 @@ from judgeforge.benchmarks.judges import (
 )
 from judgeforge.benchmarks.quality import percentile, select_rows
 from judgeforge.errors import ConfigError, DataError
-from judgeforge.models.base import ChatChoice, ChatModel, ChatOptions, ChatResponse, Message
+from judgeforge.models.base import ChatChoice, ChatMessage, ChatModel, ChatOptions, ChatResponse
 
 __all__ = ["VARIANTS", "RecordingModel", "parse_concurrency",
            "scrape_metrics", "summarize", "evaluate_goals", "run_throughput", "arun_throughput",
@@ -83,9 +83,10 @@ class RecordingModel(ChatModel):
 
     def __init__(self, name: str = "recorder") -> None:
         self.name = name
-        self.calls: list[tuple[list[Message], ChatOptions]] = []
+        self.calls: list[tuple[list[ChatMessage], ChatOptions]] = []
 
-    async def _generate(self, messages: Sequence[Message], options: ChatOptions) -> ChatResponse:
+    async def _generate(self, messages: Sequence[ChatMessage],
+                        options: ChatOptions) -> ChatResponse:
         self.calls.append(([dict(m) for m in messages], options))
         return ChatResponse(choices=[ChatChoice(text="")])
 

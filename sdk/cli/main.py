@@ -16,14 +16,38 @@ from importlib.metadata import entry_points
 
 from judgeforge.errors import JudgeforgeError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["HelpFormatter", "build_parser", "main"]
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with "(default: X)" only where it tells something: not for None, False or empty
+    defaults, and not after a help text that already names its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text.lower() or default is None or default is False
+                or default is argparse.SUPPRESS or (isinstance(default, (list, tuple, str, dict))
+                                                   and not default)):
+            return text
+        return super()._get_help_string(action) or text
+
+
+def _use_help_formatter(parser: argparse.ArgumentParser) -> None:
+    """Give every sub-parser that asked for argparse's defaults formatter this one instead."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                if sub.formatter_class is argparse.ArgumentDefaultsHelpFormatter:
+                    sub.formatter_class = HelpFormatter
+                _use_help_formatter(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="judgeforge",
         description="Train, serve and use generative pointwise reward models (LLM judges).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more logging (-v info, -vv debug)")
@@ -36,10 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
             _register_broken(sub, ep.name, exc)
             continue
         register(sub)
+    _use_help_formatter(parser)
     return parser
 
 
-def _register_broken(sub: argparse._SubParsersAction, name: str, exc: ImportError) -> None:
+def _register_broken(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+                     exc: ImportError) -> None:
     parser = sub.add_parser(name, help=f"(unavailable: {exc})")
 
     def fail(_args: argparse.Namespace) -> int:

@@ -14,9 +14,12 @@ from typing import Any
 from judgeforge.errors import ConfigError
 
 __all__ = ["TokenLogprob", "ChatChoice", "Usage", "ChatResponse", "ChatOptions", "ChatModel",
-           "Message"]
+           "ChatMessage"]
 
-Message = dict[str, Any]  # {"role": ..., "content": ...}
+#: One OpenAI-style chat message as sent to a model: ``{"role": ..., "content": ...}`` (a plain
+#: dict, so any extra key the server understands passes through). A record's validated turn is
+#: :class:`judgeforge.data.schema.Message`; ``message.model_dump()`` is a ChatMessage.
+ChatMessage = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ class ChatModel(abc.ABC):
 
     async def achat(
         self,
-        messages: Sequence[Message],
+        messages: Sequence[ChatMessage],
         *,
         temperature: float | None = None,
         max_tokens: int | None = None,
@@ -122,7 +125,8 @@ class ChatModel(abc.ABC):
             timeout=timeout))
 
     @abc.abstractmethod
-    async def _generate(self, messages: Sequence[Message], options: ChatOptions) -> ChatResponse:
+    async def _generate(self, messages: Sequence[ChatMessage],
+                        options: ChatOptions) -> ChatResponse:
         """Generate ``options.n`` completions for ``messages`` (not empty; ``n >= 1``)."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook

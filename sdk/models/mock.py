@@ -29,10 +29,10 @@ from typing import Any, Union
 from judgeforge.errors import ConfigError
 from judgeforge.models.base import (
     ChatChoice,
+    ChatMessage,
     ChatModel,
     ChatOptions,
     ChatResponse,
-    Message,
     TokenLogprob,
     Usage,
 )
@@ -40,7 +40,7 @@ from judgeforge.models.base import (
 __all__ = ["ScriptedChatModel", "ScriptedCall"]
 
 Reply = Union[str, ChatChoice]
-ReplyFn = Callable[[list[Message]], Reply | Sequence[Reply]]
+ReplyFn = Callable[[list[ChatMessage]], Reply | Sequence[Reply]]
 ALL_CAPABILITIES = frozenset({"n", "seed", "stop", "logprobs", "top_logprobs", "prefill", "regex"})
 
 
@@ -48,7 +48,7 @@ ALL_CAPABILITIES = frozenset({"n", "seed", "stop", "logprobs", "top_logprobs", "
 class ScriptedCall:
     """One recorded call: the messages as sent (prefill appended) and the options."""
 
-    messages: list[Message]
+    messages: list[ChatMessage]
     options: dict[str, Any]
 
 
@@ -117,7 +117,7 @@ class ScriptedChatModel(ChatModel):
         memo[id(self)] = new
         return new
 
-    def _next(self, messages: list[Message], n: int) -> list[Reply]:
+    def _next(self, messages: list[ChatMessage], n: int) -> list[Reply]:
         s = self._script
         if s.fn is not None:
             out: list[Reply] = []
@@ -136,7 +136,8 @@ class ScriptedChatModel(ChatModel):
             s.position += 1
         return picked
 
-    async def _generate(self, messages: Sequence[Message], options: ChatOptions) -> ChatResponse:
+    async def _generate(self, messages: Sequence[ChatMessage],
+                        options: ChatOptions) -> ChatResponse:
         """Return the next scripted replies (continuation only when ``prefill`` is given)."""
         t0 = time.perf_counter()
         o = options
@@ -162,7 +163,7 @@ class ScriptedChatModel(ChatModel):
                             model=self.name)
 
 
-def _echo_last_user(messages: list[Message]) -> str:
+def _echo_last_user(messages: list[ChatMessage]) -> str:
     for m in reversed(messages):
         if m.get("role") == "user":
             return _content_text(m.get("content"))

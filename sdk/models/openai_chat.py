@@ -44,10 +44,10 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from judgeforge.errors import ConfigError, ModelError, ModelResponseError
 from judgeforge.models.base import (
     ChatChoice,
+    ChatMessage,
     ChatModel,
     ChatOptions,
     ChatResponse,
-    Message,
     TokenLogprob,
     Usage,
 )
@@ -315,10 +315,23 @@ class OpenAIChatModel(ChatModel):
         return sh.resolved_model
 
     async def _call(self, fn: Any, timeout: float | None) -> Any:
-        """Run ``fn(client, timeout)`` with retries, the concurrency limit and error mapping."""
+        """Run ``fn(client, timeout)`` with retries, the concurrency limit and error mapping.
+
+        ``timeout`` bounds the whole call, retries included: no attempt runs and no backoff
+        sleeps past it, so a server that answers 500 or resets the connection is reported as
+        that failure, not as a timeout of whoever waits for the call.
+        """
         sh = self._shared
         policy = self.retry
         attempts = 0
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def remaining() -> float | None:
+            return None if deadline is None else max(0.001, deadline - time.monotonic())
+
+        def out_of_time(state: Any) -> bool:
+            return deadline is not None and (
+                time.monotonic() + state.upcoming_sleep >= deadline - 0.05)
 
         def wait(state: Any) -> float:
             exc = state.outcome.exception() if state.outcome else None
@@ -332,7 +345,7 @@ class OpenAIChatModel(ChatModel):
                      delay)
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.max_attempts),
+            stop=stop_after_attempt(policy.max_attempts) | out_of_time,
             wait=wait,
             before_sleep=before_sleep,
             retry=retry_if_exception(lambda e: classify(e).retryable),
@@ -343,10 +356,12 @@ class OpenAIChatModel(ChatModel):
                 with attempt:
                     attempts += 1
                     sem = self._semaphore()
+                    left = remaining()
                     if sem is None:
-                        return await _with_timeout(fn(self._client(), timeout), timeout)
+                        return await _with_timeout(fn(self._client(), left), left)
                     async with sem:
-                        return await _with_timeout(fn(self._client(), timeout), timeout)
+                        left = remaining()
+                        return await _with_timeout(fn(self._client(), left), left)
         except (TimeoutError, openai.OpenAIError, OSError) as exc:
             f = classify(exc)
             if attempts > 1 or f.retryable:
@@ -357,7 +372,7 @@ class OpenAIChatModel(ChatModel):
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- requests ----------------------------------------------------------------------------
-    def request_params(self, messages: Sequence[Message], options: ChatOptions = ChatOptions(),
+    def request_params(self, messages: Sequence[ChatMessage], options: ChatOptions = ChatOptions(),
                        *, model: str | None = None) -> dict[str, Any]:
         """The ``chat.completions.create`` keywords :meth:`achat` sends for these arguments.
 
@@ -398,7 +413,8 @@ class OpenAIChatModel(ChatModel):
         return params
 
     # -- the contract ------------------------------------------------------------------------
-    async def _generate(self, messages: Sequence[Message], options: ChatOptions) -> ChatResponse:
+    async def _generate(self, messages: Sequence[ChatMessage],
+                        options: ChatOptions) -> ChatResponse:
         """Generate ``n`` completions. With ``prefill`` the text is the continuation only."""
         o = options
         await self.start()
