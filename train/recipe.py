@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "split_prometheus", "evaluate_folder", "table", "READOUTS"]
+__all__ = ["main", "split_prometheus", "evaluate_folder", "table", "trained_folders", "READOUTS"]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared/data/prometheus-absolute"
@@ -180,6 +180,45 @@ def _stage_minutes(log_path: Path, stage: str) -> float:
     return sum(r.get("seconds_per_step") or 0.0 for r in rows if r.get("stage") == stage) / 60
 
 
+def _validation_from_log(path: Path) -> dict[str, Any]:
+    """The trainer's validation rows (stage ``eval``) from ``train_log.jsonl``, by step."""
+    if not path.exists():
+        return {}
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    return {str(r.get("step")): r for r in rows if r.get("stage") == "eval"}
+
+
+def trained_folders(out: Path, sft_steps: int, sft_min: float,
+                    grpo_min: float) -> list[tuple[str, Path, int, float]]:
+    """(name, folder, total steps, minutes) of the models a run left in ``out``: ``sft/``,
+    ``final/``, ``best/`` (when it differs from final), or, for a GRPO stage stopped before
+    the end, its last checkpoint."""
+    from judgeforge.train.cpu.export import read_marker
+
+    found: list[tuple[str, Path, int, float]] = []
+    if (out / "sft").is_dir():
+        found.append((f"SFT ({sft_steps} steps)", out / "sft", sft_steps, sft_min))
+    final = read_marker(out / "final") if (out / "final").is_dir() else None
+    if final is not None:
+        step = int(final.get("step") or 0)
+        found.append((f"SFT+GRPO final ({step} GRPO steps)", out / "final", sft_steps + step,
+                      sft_min + grpo_min))
+    best = read_marker(out / "best") if (out / "best").is_dir() else None
+    if best is not None and best.get("step") not in (None, 0, (final or {}).get("step")):
+        step = int(best["step"])
+        found.append((f"SFT+GRPO best by validation (GRPO step {step})", out / "best",
+                      sft_steps + step, sft_min + grpo_min))
+    if final is None:
+        ckpts = sorted((out / "grpo").glob("checkpoint-*"),
+                       key=lambda p: int(p.name.split("-")[-1])) if (out / "grpo").is_dir() \
+            else []
+        if ckpts:
+            step = int(ckpts[-1].name.split("-")[-1])
+            found.append((f"SFT+GRPO stopped (GRPO step {step})", ckpts[-1], sft_steps + step,
+                          sft_min + grpo_min))
+    return found
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m judgeforge.train.recipe",
                                 description=(__doc__ or "").split("\n\n")[0],
@@ -200,6 +239,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="copy this finished sft/ folder into the output first")
     p.add_argument("--skip-base", action="store_true", help="do not evaluate the base model")
     p.add_argument("--fresh", action="store_true", help="delete the output folder first")
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="train nothing: evaluate the models a run left in --out (sft/, final/, "
+                        "best/, or the last GRPO checkpoint of a stopped run)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads for --evaluate-only (default: chosen from the load)")
     return p.parse_args(argv)
 
 
@@ -216,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     from judgeforge.data.io import write_records
-    from judgeforge.train.cpu import QUICK_OVERRIDES, run_cpu
+    from judgeforge.train.cpu import QUICK_OVERRIDES, choose_threads, run_cpu
     from judgeforge.train.cpu.data import make_rows
 
     if args.fresh and args.out.exists():
@@ -224,8 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = ([f"cpu.eval_rows={args.val_rows}"] + (QUICK_OVERRIDES if args.quick else [])
                  + list(args.overrides) + [f"output_dir={args.out}"])
     cfg = _load_config(args, overrides)
-    train, val, test, info = split_prometheus(args.data_dir or default_data_dir(), args.test_rows, args.val_rows,
-                                              args.seed)
+    train, val, test, info = split_prometheus(args.data_dir or default_data_dir(),
+                                              args.test_rows, args.val_rows, args.seed)
     dim = cfg.data.dimension or info.dimension_names[0]
     scale = info.scale(dim)
     if args.reuse_sft:
@@ -234,15 +278,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.copytree(args.reuse_sft, args.out / "sft")
 
     t0 = time.monotonic()
-    result = run_cpu(cfg, train_records=train, val_records=val, info=info)
+    if args.evaluate_only:
+        threads = args.threads or choose_threads(None)
+        validation = _validation_from_log(args.out / "train_log.jsonl")
+    else:
+        result = run_cpu(cfg, train_records=train, val_records=val, info=info)
+        threads, validation = result.threads, result.metrics
     wall = (time.monotonic() - t0) / 60
-    sft_min, grpo_min = _stage_minutes(result.log, "sft"), _stage_minutes(result.log, "grpo")
+    log_path = args.out / "train_log.jsonl"
+    sft_min = _stage_minutes(log_path, "sft") if log_path.exists() else 0.0
+    grpo_min = _stage_minutes(log_path, "grpo") if log_path.exists() else 0.0
     val_rows, test_rows = make_rows(val, cfg, dim, scale), make_rows(test, cfg, dim, scale)
     labels = [r["label"] for r in test_rows]
     train_labels = sorted(r.label[dim] for r in train)
     median = train_labels[(len(train_labels) - 1) // 2]
     ev = dict(dim=dim, scale=scale, max_new_tokens=cfg.cpu.eval_max_new_tokens,
-              bootstrap=args.bootstrap, threads=result.threads)
+              bootstrap=args.bootstrap, threads=threads)
 
     rows: list[dict[str, Any]] = [
         {"name": f"constant {median} (training median)", "readout": "-", "steps": 0,
@@ -254,23 +305,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for part, recs in (("train", train), ("val", val), ("test", test)):
         write_records(split_dir / f"{part}.jsonl", recs, info)
     models: dict[str, Any] = {}
-    final_step = result.metrics.get("final", {}).get("step")
-    best_step = (result.metrics.get("best") or {}).get("step")
     folders: list[tuple[str, Path, int, float]] = []
     if not args.skip_base:
         from judgeforge.models.default_model import prepare_default_model
 
         base = Path(cfg.model.path) if cfg.model.path else prepare_default_model()
         folders.append(("base (untrained)", base, 0, 0.0))
-    if cfg.sft.steps > 0:
-        folders.append((f"SFT ({cfg.sft.steps} steps)", args.out / "sft", cfg.sft.steps,
-                        sft_min))
-    if cfg.grpo.max_steps != 0:
-        folders.append((f"SFT+GRPO final ({final_step} GRPO steps)", args.out / "final",
-                        cfg.sft.steps + (final_step or 0), sft_min + grpo_min))
-        if result.best is not None and best_step not in (None, 0, final_step):
-            folders.append((f"SFT+GRPO best by validation (GRPO step {best_step})", result.best,
-                            cfg.sft.steps + best_step, sft_min + grpo_min))
+    folders += trained_folders(args.out, cfg.sft.steps, sft_min, grpo_min)
     for name, path, steps, minutes in folders:
         res = evaluate_folder(path, val_rows, test_rows, **ev)
         models[name] = res
@@ -278,17 +319,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append({"name": name, "readout": readout, "steps": steps, "minutes": minutes,
                          "metrics": res[readout]})
     report = {
-        "config": cfg.model_dump(), "overrides": overrides, "threads": result.threads,
+        "config": cfg.model_dump(), "overrides": overrides, "threads": threads,
         "dimension": dim, "scale": [scale.min, scale.max],
         "rows_train": len(train), "rows_val": len(val), "rows_test": len(test_rows),
         "test_label_counts": {str(k): labels.count(k) for k in sorted(set(labels))},
         "sft_minutes": sft_min, "grpo_minutes": grpo_min, "train_wall_minutes": wall,
-        "validation": result.metrics, "rows": rows, "models": models, "test_labels": labels,
+        "validation": validation, "rows": rows, "models": models, "test_labels": labels,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "recipe.json").write_text(json.dumps(report, indent=2, default=str))
     md = (f"Prometheus MT-Bench+Vicuna split by question: {len(train)} train / {len(val)} "
-          f"validation / {len(test_rows)} test rows; {result.threads} torch thread(s); SFT "
+          f"validation / {len(test_rows)} test rows; {threads} torch thread(s); SFT "
           f"{sft_min:.1f} min, GRPO {grpo_min:.1f} min of steps, {wall:.1f} min wall\n\n"
           + table(rows))
     (args.out / "recipe.md").write_text(md + "\n")

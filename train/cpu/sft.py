@@ -1,10 +1,12 @@
 """Supervised warm-up: teach the score format (and the labels) before GRPO.
 
 A plain loop (AdamW, bf16 autocast on CPU): each example is the chat prompt with the assistant
-turn opened, then the completion ``<score>y</score><|im_end|>``; the loss covers the completion
+turn opened, then the completion ``<score>y</score><|im_end|>`` (with ``sft.target=reason``, a
+short reason from the record's ``extra_info.feedback`` first); the loss covers the completion
 tokens only, and logits are computed for those positions only (left padding puts every
-completion at the end), so memory stays well under the 7 GiB budget. Prompt and completion are tokenized separately and concatenated, the way TRL's
-GRPO trainer sees them (prompt ids, then generated ids).
+completion at the end), so memory stays well under the 7 GiB budget. Prompt and completion are
+tokenized separately and concatenated, the way TRL's GRPO trainer sees them (prompt ids, then
+generated ids).
 """
 
 from __future__ import annotations
