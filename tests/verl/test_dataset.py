@@ -13,7 +13,9 @@ import pytest
 
 from judgeforge.data.io import INFO_KEY, load_records
 from judgeforge.errors import ConfigError, DataError
+from judgeforge.data.schema import Scale
 from judgeforge.prompt import PromptTemplate, query_of
+from tests.parity_cases import parity_cases, prompt_overrides, trainer_messages
 from judgeforge.train.config import TrainConfig
 from judgeforge.train.verl.overrides import build_overrides
 
@@ -21,14 +23,16 @@ pytest.importorskip("verl", reason="the verl tests run in .venv-verl")
 
 
 @pytest.fixture()
-def build(compose: Callable[[list[str]], Any], model_dir: Path,
-          tokenizer: Any) -> Callable[..., tuple[Any, Any]]:
-    """``build(train, val=None, *overrides)`` -> (verl config, train dataset)."""
+def build(compose: Callable[[list[str]], Any], model_dir: Path, tokenizer: Any,
+          tmp_path: Path) -> Callable[..., tuple[Any, Any]]:
+    """``build(train, val=None, *overrides)`` -> (verl config, train dataset); the run's output
+    folder (where the judge card goes) is ``tmp_path / "run"``."""
     from verl.trainer.ppo.utils import create_rl_dataset
 
     def run(train: Path, *overrides: str, val: Path | None = None) -> tuple[Any, Any]:
         cfg = TrainConfig.for_gpu().with_overrides(
-            [f"data.train_files=[{train}]", f"data.val_files=[{val or train}]", *overrides])
+            [f"data.train_files=[{train}]", f"data.val_files=[{val or train}]",
+             f"output_dir={tmp_path / 'run'}", *overrides])
         vc = compose(build_overrides(cfg, model_path=str(model_dir), experiment_name="t"))
         ds = create_rl_dataset(vc.data.train_files, vc.data, tokenizer, None, is_train=True,
                                max_samples=vc.data.train_max_samples)
@@ -148,3 +152,48 @@ def test_prompt_length_limits_reach_the_verl_rows(build: Callable[..., tuple[Any
     omitted = len(records[0].response) - 60
     assert f"[... {omitted} characters omitted ...]" in response
     assert "<rubric>" not in body and "<reference>" not in body
+
+
+CASES = parity_cases()
+
+
+@pytest.mark.parametrize("case", range(len(CASES)), ids=[c[0] for c in CASES])
+def test_verl_rows_are_the_cpu_trainers_messages_and_tokens(
+        case: int, build: Callable[..., tuple[Any, Any]], tmp_path: Path,
+        tokenizer: Any) -> None:
+    """The parity cases of ``tests/test_prompt_parity.py`` (where every grading surface is
+    compared with the trainers): verl's rows carry the CPU trainer's messages, and verl's
+    tokenisation of them is the chat template's."""
+    from judgeforge.data.io import write_records
+    from judgeforge.data.schema import DatasetInfo
+
+    name, records, template = CASES[case]
+    path = write_records(tmp_path / "case.parquet", records,
+                         DatasetInfo(dimensions=dict(template.dimensions)))
+    _, ds = build(path, *prompt_overrides(template))
+    expected = trainer_messages(records, template)
+    assert len(ds) == len(expected)
+    for i, messages in enumerate(expected):
+        row = ds[i]
+        assert row["raw_prompt"] == messages, (name, i)
+        ids = list(tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                                 tokenize=True, return_dict=False))
+        assert ds.prompt_lengths(ds.dataframe.select([i]))[0] == len(ids)
+        if "input_ids" in row:  # verl versions that tokenise in __getitem__
+            kept = row["input_ids"][row["attention_mask"].bool()].tolist()
+            assert kept == ids, (name, i)
+
+
+def test_training_dataset_writes_the_judge_card(build: Callable[..., tuple[Any, Any]],
+                                                mt_bench_parquet: Path, tmp_path: Path,
+                                                model_dir: Path) -> None:
+    from judgeforge.card import JudgeCard, data_fingerprint
+
+    build(mt_bench_parquet, "prompt.max_response_chars=300", "prompt.use_reference=false")
+    card = JudgeCard.read(tmp_path / "run")
+    assert card is not None
+    template = card.template()
+    assert dict(template.dimensions) == {"quality": Scale(min=1, max=5)}
+    assert template.max_response_chars == 300 and not template.use_reference
+    assert card.base_model == str(model_dir)
+    assert card.data_fingerprint == data_fingerprint(load_records(mt_bench_parquet).records)

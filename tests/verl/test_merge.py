@@ -76,8 +76,16 @@ def test_latest_checkpoint(run_copy: Path) -> None:
 
 
 def test_resolve_servable_merges_once(run_copy: Path) -> None:
+    from judgeforge.card import JudgeCard
+    from judgeforge.data.schema import Scale
+    from judgeforge.prompt import PromptTemplate
+
+    trained = PromptTemplate({"quality": Scale(min=1, max=5)}, max_response_chars=300)
+    JudgeCard.from_template(trained, base_model="base").write(run_copy)  # the dataset's draft
     hf = resolve_servable(run_copy)
     assert hf == run_copy / "hf"
+    card = JudgeCard.read(hf)  # the merged folder carries the run's judge card
+    assert card is not None and card.template() == trained and card.metrics["step"] == 2
     marker = json.loads((hf / MERGE_MARKER).read_text())
     assert marker["step"] == 2 and marker["source"].endswith("global_step_2/actor")
     _assert_matches_reference(hf, run_copy / "reference.pt")

@@ -99,6 +99,21 @@ def _step_of(actor_dir: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _copy_card(actor: Path, folder: Path) -> None:
+    """Put the run's judge card (``<run>/judge_config.json``, written by the training dataset)
+    into the merged ``folder``, with the checkpoint's step in its metrics."""
+    import dataclasses
+
+    from judgeforge.card import JudgeCard
+
+    card = JudgeCard.read(actor.parent.parent)
+    if card is None:
+        return
+    step = _step_of(actor)
+    metrics = {**card.metrics, **({"step": step} if step is not None else {})}
+    dataclasses.replace(card, metrics=metrics).write(folder)
+
+
 def merge_checkpoint(actor_dir: str | os.PathLike[str], target: str | os.PathLike[str], *,
                      python: str | None = None, timeout: float | None = None) -> Path:
     """Merge the FSDP checkpoint ``actor_dir`` into the HF folder ``target`` (replaced atomically).
@@ -126,6 +141,7 @@ def merge_checkpoint(actor_dir: str | os.PathLike[str], target: str | os.PathLik
         marker = {"source": str(actor), "step": _step_of(actor),
                   "fingerprint": checkpoint_fingerprint(actor), "command": cmd}
         (tmp / MERGE_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        _copy_card(actor, tmp)
         old = dest.parent / f".{dest.name}.old-{os.getpid()}"
         if dest.exists():
             os.replace(dest, old)

@@ -18,7 +18,12 @@ rules, same balancing)::
 Options come from ``data.judgeforge.*`` (see :data:`judgeforge.train.verl.overrides
 .DATASET_OPTIONS_KEY`): ``dimension``, ``scale``, ``reward``, ``k``, ``thinking``,
 ``use_rubric``, ``use_reference``, ``system_prompt``, ``max_query_chars``, ``max_response_chars``,
-``balance_labels``, ``overlong``.
+``balance_labels``, ``overlong``, ``card_dir``, ``base_model``.
+
+The training dataset writes the judge card (:class:`~judgeforge.card.JudgeCard`: the template
+its rows were rendered with, the base model, the data fingerprint) to ``card_dir`` (the run's
+output folder; ``build_overrides`` sets it); the checkpoint merge copies it into every merged
+folder (:func:`judgeforge.train.verl.checkpoints.merge_checkpoint`).
 
 Nothing is dropped silently: invalid records raise :class:`DataError` (from
 :func:`judgeforge.data.io.load_records`), and every prompt is measured with the tokenizer's chat
@@ -32,6 +37,7 @@ from __future__ import annotations
 import logging
 import statistics
 from collections import Counter
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -41,6 +47,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from verl.utils.dataset.rl_dataset import RLHFDataset
 from verl.utils.tokenizer import normalize_token_ids
 
+from judgeforge.card import JudgeCard, data_fingerprint
 from judgeforge.data.io import load_records
 from judgeforge.data.schema import DatasetInfo, Scale
 from judgeforge.errors import ConfigError, DataError
@@ -80,6 +87,8 @@ class DatasetOptions:
     max_response_chars: int | None = None
     balance_labels: bool = False
     overlong: str = "error"
+    card_dir: str | None = None
+    base_model: str | None = None
 
     @classmethod
     def from_data_config(cls, config: Mapping[str, Any]) -> "DatasetOptions":
@@ -146,6 +155,11 @@ class PointwiseJudgeDataset(RLHFDataset):
                                           what=", ".join(map(str, self.data_files)))
         if not rows:
             raise DataError(f"no rows in {', '.join(map(str, self.data_files))}")
+        if opts.card_dir and "://" not in opts.card_dir and self._is_train():
+            card = JudgeCard.from_template(template, base_model=opts.base_model,
+                                           data_fingerprint=data_fingerprint(records))
+            Path(opts.card_dir).mkdir(parents=True, exist_ok=True)
+            _report(f"judge card -> {card.write(opts.card_dir)}")
         total = len(rows)
         if 0 < self.max_samples < total:
             if self.shuffle:

@@ -184,8 +184,11 @@ def _check(cfg: TrainConfig, overlong: str) -> None:
             f"be divisible by the GPU count ({n_gpus}): verl splits each mini-batch over GPUs")
 
 
-def _dataset_options(cfg: TrainConfig, overlong: str) -> dict[str, Any]:
+def _dataset_options(cfg: TrainConfig, overlong: str, card_dir: str | None = None,
+                     base_model: str | None = None) -> dict[str, Any]:
     opts: dict[str, Any] = {
+        "card_dir": card_dir,  # the training dataset writes the judge card draft there
+        "base_model": base_model,
         "dimension": cfg.data.dimension,
         "scale": cfg.data.scale,
         "reward": cfg.reward.name,
@@ -261,7 +264,7 @@ def build_overrides(
         _kv("data.custom_cls.name", dataset_cls_name),
     ]
     ov += [_kv(f"+data.{DATASET_OPTIONS_KEY}.{k}", val_)
-           for k, val_ in _dataset_options(cfg, overlong).items()]
+           for k, val_ in _dataset_options(cfg, overlong, out, model).items()]
     ov += [
         # model and actor
         _kv("actor_rollout_ref.model.path", model),
