@@ -67,8 +67,8 @@ def register_serve(subparsers: Any) -> None:
                     "tensor-parallel and memory options are passed to vLLM.",
         epilog=_EPILOG)
     p.add_argument("path", nargs="?", default=None, metavar="PATH",
-                   help="Hugging Face model folder (default: the prepared default model, "
-                        "prepared now if needed)")
+                   help="Hugging Face model folder, or 'default' (default: the prepared "
+                        "default model, prepared now if needed)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     p.add_argument("--served-model-name", default=None,
@@ -107,13 +107,19 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 def server_from_args(args: argparse.Namespace) -> Any:
     """The :class:`VLLMServer` that ``serve-model`` would run for ``args`` (not started)."""
+    from judgeforge.errors import ConfigError
+    from judgeforge.models.spec import parse_model_spec
     from judgeforge.models.vllm_server import VLLMServer
 
-    path = args.path
-    if path is None:
+    spec = parse_model_spec(args.path, what="serve-model PATH")
+    if spec.kind == "url":
+        raise ConfigError(f"serve-model serves a local model folder, not a URL ({spec.target})")
+    if spec.kind == "default":
         from judgeforge.models.default_model import prepare_default_model
 
-        path = prepare_default_model()
+        path: Any = prepare_default_model()
+    else:
+        path = spec.target
     return VLLMServer(
         path, host=args.host, port=args.port, served_model_name=args.served_model_name,
         device=args.device, dtype=args.dtype, max_model_len=args.max_model_len,
