@@ -1,11 +1,10 @@
-"""``--help`` of every command and sub-command: every option has a help text, and "(default: X)"
-appears only where it tells something (never "(default: None)", never after a text that already
-names its default)."""
+"""``--help`` of every command and sub-command: "(default: X)" appears only where it tells
+something (never "(default: None)", never after a text that already names its default). That
+every option has a help text: tests/test_packaging.py."""
 
 from __future__ import annotations
 
 import argparse
-import re
 
 import pytest
 
@@ -43,13 +42,6 @@ def test_help_has_no_empty_or_repeated_defaults(path: str, parser: argparse.Argu
         added = shown[len(action.help):] if shown.startswith(action.help) else shown
         if "default" in action.help.lower():
             assert not added, f"{path} {action.dest}: {action.help!r} + {added!r}"
-
-
-@pytest.mark.parametrize("path,parser", PARSERS, ids=[p for p, _ in PARSERS])
-def test_every_option_has_help(path: str, parser: argparse.ArgumentParser) -> None:
-    missing = [a.dest for a in parser._actions
-               if not a.help and not isinstance(a, argparse._SubParsersAction)]
-    assert not missing, f"{path}: options without --help text: {missing}"
 
 
 def test_the_formatter_keeps_defaults_that_tell_something() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -30,21 +32,38 @@ def test_declared_packages_match_the_source_tree() -> None:
     assert sorted(found) == sorted(_declared_packages())
 
 
-@pytest.mark.slow
-def test_wheel_holds_exactly_the_packages_and_imports_from_a_temp_dir(tmp_path: Path) -> None:
-    # build from a copy, so the checkout's own (editable-install) metadata is left untouched
-    src = tmp_path / "src"
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel, built once from a copy of the checkout (its editable metadata left alone)."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
     for part in ("sdk", "graders", "train", "benchmarks"):
         shutil.copytree(ROOT / part, src / part, ignore=shutil.ignore_patterns("__pycache__"))
     for part in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / part, src / part)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(tmp_path / "dist"), str(src)], check=True)
-    wheel = next((tmp_path / "dist").glob("judgeforge-*.whl"))
+                    "-q", "-w", str(tmp / "dist"), str(src)], check=True)
+    return next((tmp / "dist").glob("judgeforge-*.whl"))
+
+
+def _shipped_files() -> set[str]:
+    """Every file the wheel must carry as package data, as paths inside the wheel."""
+    data = {"judgeforge/py.typed"}
+    for folder, prefix in ((ROOT / "sdk" / "datasets", "judgeforge/datasets"),
+                           (ROOT / "train" / "presets", "judgeforge/train/presets")):
+        data |= {f"{prefix}/{p.relative_to(folder).as_posix()}" for p in folder.rglob("*")
+                 if p.is_file() and "__pycache__" not in p.parts}
+    return data
+
+
+@pytest.mark.slow
+def test_wheel_holds_exactly_the_packages_and_imports_from_a_temp_dir(wheel: Path,
+                                                                       tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     packages = {str(Path(n).parent).replace("/", ".") for n in names if n.endswith("__init__.py")}
     assert packages == set(_declared_packages())
-    assert "judgeforge/py.typed" in names
+    assert _shipped_files() <= set(names), sorted(_shipped_files() - set(names))
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     assert not any(n.startswith(("sdk/", "tests/", "graders/", "train/", "benchmarks/"))
                    for n in names)
     target = tmp_path / "site"
@@ -59,6 +78,72 @@ def test_wheel_holds_exactly_the_packages_and_imports_from_a_temp_dir(tmp_path: 
                          text=True, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+DEMO_FIRST_STEPS = """
+import json, sys
+from pathlib import Path
+from judgeforge.benchmarks.demo.pipeline import Demo, DemoOptions
+from judgeforge.benchmarks.demo.steps_runner import StepRunner
+
+work = Path("runs/demo-quick")
+work.mkdir(parents=True, exist_ok=True)
+demo = Demo(DemoOptions(workdir=work, quick=True))
+steps = demo.build_steps()
+assert [s.key for s in steps[:3]] == ["check", "model", "data"], [s.key for s in steps]
+try:
+    StepRunner(work.resolve(), redo=[]).run(steps[:3])
+finally:
+    demo.close()
+state = json.loads((work / "state.json").read_text())
+print(json.dumps(state["data"]["outputs"]))
+"""
+
+
+@pytest.mark.slow
+def test_installed_wheel_runs_the_main_job_from_an_empty_folder(wheel: Path,
+                                                                tmp_path: Path) -> None:
+    """A venv outside the checkout with only the wheel installed (the main environment's
+    dependencies reused through a .pth file), run from an empty folder with no ``../shared``:
+    ``judgeforge data convert`` on the shipped data, ``judgeforge train cpu --dry-run`` and the
+    demo's first three steps (check, model, data)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3.*/site-packages"))
+    deps = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+    (site / "zz_judgeforge_deps.pth").write_text("\n".join(deps) + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
+                    "install", "--no-deps", "--no-index", "-q", str(wheel)], check=True)
+    empty = tmp_path / "empty" / "here"
+    empty.mkdir(parents=True)
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"),
+           "OMP_NUM_THREADS": "1", "VLLM_TARGET_DEVICE": "cpu"}
+
+    def run(*cmd: str, timeout: int = 600) -> str:
+        out = subprocess.run(list(cmd), cwd=empty, env=env, capture_output=True, text=True,
+                             timeout=timeout)
+        assert out.returncode == 0, f"{cmd}: {out.returncode}\n{out.stdout}\n{out.stderr}"
+        return out.stdout
+
+    python = str(venv / "bin" / "python")
+    where = run(python, "-c", "import judgeforge, judgeforge.datasets as d; "
+                "print(judgeforge.__file__); print(d.shipped_path(d.PROMETHEUS_FILES[1]))")
+    module_file, shipped = where.split()
+    assert module_file.startswith(str(venv)), module_file  # the wheel, not the checkout
+    assert shipped.startswith(str(venv)) and not (empty.parent / "shared").exists()
+
+    run(str(venv / "bin" / "judgeforge"), "data", "convert", "prometheus", shipped,
+        "--out", "vicuna.parquet")
+    count = run(python, "-c", "from judgeforge.data import load_records; "
+                "print(len(load_records('vicuna.parquet').records))")
+    assert count.strip() == "320"
+
+    plan = run(str(venv / "bin" / "judgeforge"), "train", "cpu", "--dry-run")
+    assert "# plan" in plan and "backend: cpu" in plan
+
+    outputs = json.loads(run(python, "-c", DEMO_FIRST_STEPS, timeout=900).strip().splitlines()[-1])
+    assert outputs["n_train"] + outputs["n_test"] == 640
+    assert Path(empty / outputs["train"]).is_file() or Path(outputs["train"]).is_file()
 
 
 def test_core_imports_no_heavy_stack() -> None:
