@@ -23,16 +23,16 @@ import asyncio
 import hashlib
 import json
 import shutil
-import socket
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
-__all__ = ["StubEndpoint", "stub_score", "write_pairs", "main"]
+__all__ = ["StubEndpoint", "main", "stub_score", "write_pairs"]
 
 
 def stub_score(messages: Any) -> int:
@@ -47,8 +47,8 @@ class StubEndpoint:
     Answers ``<score>S</score>`` (S = :func:`stub_score` of the messages; with ``top_logprobs``
     the digit's logprobs too) after ``delay_s``, at most ``cap`` requests at once (the rest
     wait), or forwards to ``upstream`` (a real server) when given. ``die_after=K``: after K
-    answered requests the endpoint dies -- later requests get their connection closed without an
-    answer and the port stops listening (a killed replica).
+    answered requests the endpoint dies -- requests in flight and later ones get their connection
+    closed without an answer, and the port stops listening (a killed replica).
     """
 
     def __init__(self, *, delay_s: float = 0.0, cap: int = 4, upstream: str | None = None,
@@ -83,6 +83,11 @@ class StubEndpoint:
                 with stub._sem:
                     status, payload = stub._answer(self.path, body)
                 with stub._lock:
+                    if stub.dead:  # killed while this request was in flight: no answer
+                        stub.refused += 1
+                        self.close_connection = True
+                        self.connection.close()
+                        return
                     stub.served += 1
                     if stub.die_after is not None and stub.served >= stub.die_after:
                         stub._die()
@@ -256,8 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              f"{sum(v is not None for v in want.values())} / "
                              f"{sum(v is not None for v in got.values())} |")
         data = write_pairs(work / "stub.parquet", args.stub_rows)
-        lines += ["", f"## Scaling: latency-bound stub endpoints ({args.stub_delay}s per "
-                  f"answer, cap {args.stub_cap} each, {args.stub_rows} rows, expected mode)",
+        lines += ["", (f"## Scaling: latency-bound stub endpoints ({args.stub_delay}s per "
+                  f"answer, cap {args.stub_cap} each, {args.stub_rows} rows, expected mode)"),
                   "| endpoints | pairs/s | ideal (N x one) | efficiency | rows per endpoint |",
                   "|---|---|---|---|---|"]
         base = 0.0
@@ -274,8 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"{summ.pairs_per_s / (base * n):.2f} | "
                          f"{'/'.join(str(s.served) for s in stubs)} |")
         lines += ["", "## Fault: 2 endpoints, one dies after 20 requests",
-                  "| run | graded | scored | failed | rows in output | distinct row ids | "
-                  "served (live / dying) |", "|---|---|---|---|---|---|---|"]
+                  ("| run | graded | scored | failed | rows in output | distinct row ids | "
+                  "served (live / dying) |"), "|---|---|---|---|---|---|---|"]
         live = StubEndpoint(delay_s=args.stub_delay, cap=args.stub_cap)
         dying = StubEndpoint(delay_s=args.stub_delay, cap=args.stub_cap, die_after=20)
         out = work / "fault"

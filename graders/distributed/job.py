@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -163,6 +164,8 @@ class RayGradingJob:
     def pipeline(self, ray: Any, ds: Any, fmt: str, done: frozenset[tuple[str, str]],
                  run_id: str) -> Any:
         """Input rows -> result rows (see :mod:`judgeforge.graders.distributed.shards`)."""
+        self.model_options["server_kind"] = settle_server_kind(
+            self.endpoints, self.model_options.get("server_kind", "auto"))
         per_actor = max(1, math.ceil(self.concurrency / self.actors))
         return ds.map_batches(
             GradeBatches, batch_size=self.batch_size, batch_format="pyarrow",
@@ -238,12 +241,36 @@ class RayVLLMEngineJob:
         return bad.union(scored).map(lambda r: engine_error_row(r, name, run_id, judge))
 
 
+def settle_server_kind(endpoints: Sequence[str], kind: str) -> str:
+    """``"vllm"`` or ``"openai"`` for replicas of one judge, asked once on the driver.
+
+    Each actor's model would otherwise probe its endpoint on first use, and a replica that is
+    down at that moment would be taken for a non-vLLM server (no ``/version``), failing every
+    prefill/regex request with a final error instead of a retryable one.
+    """
+    from judgeforge.models.vllm_server import _http_ok
+
+    if kind in ("vllm", "openai"):
+        return kind
+    reachable = False
+    for url in endpoints:
+        root = url.rstrip("/")
+        root = root[:-3] if root.endswith("/v1") else root
+        if _http_ok(root + "/version", timeout=5.0):
+            return "vllm"
+        reachable = reachable or _http_ok(url.rstrip("/") + "/models", timeout=5.0)
+    if not reachable:
+        raise ConfigError(f"none of the endpoints answers: {', '.join(endpoints)}")
+    return "openai"
+
+
 def _run_job(job: Any, data: str, output: str, limit: int | None) -> JobSummary:
     ray = require("ray", "ray")
     require("ray.data", "ray")
     started_ray = not ray.is_initialized()
-    if started_ray:
-        ray.init(include_dashboard=False, log_to_driver=False)
+    if started_ray:  # RAY_ADDRESS names a running cluster; else a local instance starts
+        ray.init(log_to_driver=False, **({} if os.environ.get("RAY_ADDRESS")
+                                          else {"include_dashboard": False}))
     try:
         return _run(job, ray, data, output, limit)
     finally:
