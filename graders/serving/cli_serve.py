@@ -27,6 +27,7 @@ _SETTING_OPTIONS: tuple[tuple[str, type], ...] = (
     ("max_body_bytes", int), ("max_batch", int), ("max_text_chars", int), ("max_messages", int),
     ("max_concurrency", int), ("max_queue", int), ("queue_timeout_s", float),
     ("request_timeout_s", float), ("health_timeout_s", float), ("health_cache_s", float),
+    ("max_connections", int), ("keep_alive_timeout_s", float), ("request_read_timeout_s", float),
 )
 
 

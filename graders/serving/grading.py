@@ -25,6 +25,7 @@ from judgeforge.graders.serving.limits import Busy, Gate
 from judgeforge.graders.serving.schemas import ScoreItem, ScoreOptions, ScoreResult
 from judgeforge.graders.serving.settings import ServiceSettings
 from judgeforge.models.base import ChatModel
+from judgeforge.models.retry import call_deadline
 
 if TYPE_CHECKING:
     from judgeforge.card import JudgeCard
@@ -82,8 +83,10 @@ class GatedGrader:
         try:
             async with self.gate.slot():
                 queued = time.perf_counter() - started
-                async with asyncio.timeout(self.timeout_s):
-                    result = await self.inner.aevaluate(**kwargs)
+                # the model reports its own last failure (a 500, a reset) just before the limit
+                with call_deadline(max(0.05, self.timeout_s - 0.25)):
+                    async with asyncio.timeout(self.timeout_s):
+                        result = await self.inner.aevaluate(**kwargs)
         except Busy as exc:
             return self._error("Busy", exc.reason, started)
         except TimeoutError:

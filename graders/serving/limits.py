@@ -7,6 +7,13 @@ limit: at once when ``Content-Length`` says so, otherwise as soon as the streame
 :class:`Gate` lets at most ``max_concurrency`` gradings reach the model at once; up to
 ``max_queue`` more wait, each at most ``queue_timeout_s``. A full queue or a wait that times out
 raises :class:`Busy` (the API answers 503 with the reason).
+
+:func:`uvicorn_options` bounds the connections themselves: at most ``max_connections`` at once
+(uvicorn's ``limit_concurrency``: 503 beyond), idle keep-alive connections closed after
+``keep_alive_timeout_s``, and a connection that has not sent a whole request within
+``request_read_timeout_s`` (from its first byte of silence: opening, or its last response)
+closed by :class:`ReadTimeoutProtocol` (uvicorn itself has no header or body read timeout, so
+a client trickling one header byte a second would hold a connection forever).
 """
 
 from __future__ import annotations
@@ -16,11 +23,14 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 
+from typing import Any
+
 from starlette.exceptions import HTTPException
 
 from judgeforge.graders.serving.auth import ASGIApp, Receive, Scope, Send, send_json
 
-__all__ = ["BodyLimitMiddleware", "BodyTooLarge", "Gate", "Busy"]
+__all__ = ["BodyLimitMiddleware", "BodyTooLarge", "Gate", "Busy", "ReadTimeoutProtocol",
+           "uvicorn_options"]
 
 
 class BodyTooLarge(HTTPException):
@@ -125,3 +135,65 @@ class Gate:
     def stats(self) -> dict[str, int]:
         return {"in_flight": self.in_flight, "waiting": self.waiting,
                 "max_concurrency": self.max_concurrency, "max_queue": self.max_queue}
+
+
+def _h11_protocol() -> type:
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    return H11Protocol  # type: ignore[no-any-return]
+
+
+class ReadTimeoutProtocol(_h11_protocol()):  # type: ignore[misc]
+    """uvicorn's h11 protocol, plus a deadline for receiving each whole request.
+
+    The timer starts when the connection opens and again after each response; it stops when
+    the request (headers and body) has arrived. On expiry the connection is closed.
+    """
+
+    read_timeout_s: float = 30.0
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._read_timer: asyncio.TimerHandle | None = None
+        self._arm_read_timer()
+
+    def _arm_read_timer(self) -> None:
+        self._cancel_read_timer()
+        self._read_timer = self.loop.call_later(self.read_timeout_s, self._read_timed_out)
+
+    def _cancel_read_timer(self) -> None:
+        timer = getattr(self, "_read_timer", None)
+        if timer is not None:
+            timer.cancel()
+            self._read_timer = None
+
+    def _read_timed_out(self) -> None:
+        self._read_timer = None
+        if not self.transport.is_closing():
+            self.logger.info("closing a connection that sent no whole request in %.0f s",
+                             self.read_timeout_s)
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        import h11
+
+        super().data_received(data)
+        if self.conn.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR):
+            self._cancel_read_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_read_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_read_timer()
+        super().connection_lost(exc)
+
+
+def uvicorn_options(settings: Any) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.Config`` that bound connections (see the module doc)."""
+    protocol = type("ReadTimeoutProtocol", (ReadTimeoutProtocol,),
+                    {"read_timeout_s": float(settings.request_read_timeout_s)})
+    return {"http": protocol, "limit_concurrency": settings.max_connections,
+            "timeout_keep_alive": max(1, int(round(settings.keep_alive_timeout_s)))}

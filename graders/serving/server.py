@@ -117,11 +117,13 @@ async def serve_async(settings: ServiceSettings, model: Any, *, vllm: Any = None
     import uvicorn
 
     from judgeforge.graders.serving.app import create_app
+    from judgeforge.graders.serving.limits import uvicorn_options
 
     app = create_app(settings, model, own_model=True, model_api_key=model_api_key, card=card)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on",
                             access_log=access_log, server_header=False, log_level="info",
-                            timeout_graceful_shutdown=max(1, int(shutdown_timeout_s)))
+                            timeout_graceful_shutdown=max(1, int(shutdown_timeout_s)),
+                            **uvicorn_options(settings))
     server = uvicorn.Server(config)
     server.died = False  # type: ignore[attr-defined]
     watchdog = asyncio.create_task(_watch_model_server(vllm, server)) if vllm else None

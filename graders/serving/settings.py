@@ -67,6 +67,15 @@ class ServiceSettings(BaseModel):
                                     "health check behind /healthz")
     health_cache_s: float = Field(2.0, ge=0, description="how long a model health check result "
                                   "is reused")
+    max_connections: int = Field(256, ge=1, description="open HTTP connections (and requests "
+                                 "in flight) at once; requests beyond get 503 (uvicorn "
+                                 "limit_concurrency)")
+    keep_alive_timeout_s: float = Field(5.0, gt=0, description="an idle keep-alive connection "
+                                        "is closed after this many seconds")
+    request_read_timeout_s: float = Field(30.0, gt=0, description="a connection that has not "
+                                          "sent a whole request (headers and body) this many "
+                                          "seconds after it opened or its last response is "
+                                          "closed (slow or trickling clients)")
 
     scales: dict[str, str] = Field(default_factory=dict, description="score scale per grader, "
                                    "NAME=MIN-MAX (e.g. quality=1-5); others use 0-4")

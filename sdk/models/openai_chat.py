@@ -39,7 +39,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 import openai
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_any
 
 from judgeforge.errors import ConfigError, ModelError, ModelResponseError
 from judgeforge.models.base import (
@@ -51,7 +51,7 @@ from judgeforge.models.base import (
     TokenLogprob,
     Usage,
 )
-from judgeforge.models.retry import RetryPolicy, classify, to_model_error
+from judgeforge.models.retry import RetryPolicy, classify, current_deadline, to_model_error
 from judgeforge.models.spec import parse_model_spec
 from judgeforge.models.vllm_server import SERVER_POOL, VLLMServer, _http_ok
 from judgeforge.parsing import checked_logprob
@@ -126,7 +126,8 @@ class OpenAIChatModel(ChatModel):
         name: str | None = None,
     ) -> None:
         if server_kind not in ("auto", "vllm", "openai"):
-            raise ConfigError(f"server_kind must be 'auto', 'vllm' or 'openai', not {server_kind!r}")
+            raise ConfigError("server_kind must be 'auto', 'vllm' or 'openai', not "
+                              f"{server_kind!r}")
         if timeout is not None and timeout <= 0:
             raise ConfigError("timeout must be positive")
         if max_concurrency is not None and max_concurrency < 1:
@@ -165,7 +166,7 @@ class OpenAIChatModel(ChatModel):
             served = self.server_options.get("served_model_name")
             model_name = served or (self.model_path.name if self.model_path else None)
             kind: ServerKind = "vllm" if server_kind == "auto" else server_kind
-            key = api_key or "EMPTY"
+            key: str | None = api_key or "EMPTY"
         else:
             if self.server_options:
                 raise ConfigError("server_options apply only to a managed local server "
@@ -317,17 +318,15 @@ class OpenAIChatModel(ChatModel):
     async def _call(self, fn: Any, timeout: float | None) -> Any:
         """Run ``fn(client, timeout)`` with retries, the concurrency limit and error mapping.
 
-        ``timeout`` bounds the whole call, retries included: no attempt runs and no backoff
-        sleeps past it, so a server that answers 500 or resets the connection is reported as
-        that failure, not as a timeout of whoever waits for the call.
+        ``timeout`` bounds each attempt. Inside :func:`~judgeforge.models.retry.call_deadline`
+        (the scoring endpoint's request timeout) no backoff sleeps past the deadline: the last
+        real failure (a 500, a reset connection) is raised instead of being cut off by the
+        caller's timeout and reported as a timeout.
         """
         sh = self._shared
         policy = self.retry
         attempts = 0
-        deadline = None if timeout is None else time.monotonic() + timeout
-
-        def remaining() -> float | None:
-            return None if deadline is None else max(0.001, deadline - time.monotonic())
+        deadline = current_deadline()
 
         def out_of_time(state: Any) -> bool:
             return deadline is not None and (
@@ -345,7 +344,7 @@ class OpenAIChatModel(ChatModel):
                      delay)
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.max_attempts) | out_of_time,
+            stop=stop_any(stop_after_attempt(policy.max_attempts), out_of_time),
             wait=wait,
             before_sleep=before_sleep,
             retry=retry_if_exception(lambda e: classify(e).retryable),
@@ -356,12 +355,10 @@ class OpenAIChatModel(ChatModel):
                 with attempt:
                     attempts += 1
                     sem = self._semaphore()
-                    left = remaining()
                     if sem is None:
-                        return await _with_timeout(fn(self._client(), left), left)
+                        return await _with_timeout(fn(self._client(), timeout), timeout)
                     async with sem:
-                        left = remaining()
-                        return await _with_timeout(fn(self._client(), left), left)
+                        return await _with_timeout(fn(self._client(), timeout), timeout)
         except (TimeoutError, openai.OpenAIError, OSError) as exc:
             f = classify(exc)
             if attempts > 1 or f.retryable:

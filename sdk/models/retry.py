@@ -12,9 +12,12 @@ httpx class names), so this module imports neither library.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import email.utils
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,7 +30,33 @@ from judgeforge.errors import (
     ModelTimeoutError,
 )
 
-__all__ = ["RetryPolicy", "Failure", "classify", "retry_after_seconds", "to_model_error"]
+__all__ = ["RetryPolicy", "Failure", "classify", "retry_after_seconds", "to_model_error",
+           "call_deadline", "current_deadline"]
+
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "judgeforge_call_deadline", default=None)
+
+
+@contextlib.contextmanager
+def call_deadline(seconds: float | None) -> Iterator[None]:
+    """Model calls made inside (tasks started inside too) do not sleep before a retry past
+    ``seconds`` from now: the last real failure is raised instead of letting an outer timeout
+    hide it. Nested deadlines keep the earlier one."""
+    if seconds is None:
+        yield
+        return
+    new = time.monotonic() + seconds
+    old = _DEADLINE.get()
+    token = _DEADLINE.set(new if old is None else min(old, new))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def current_deadline() -> float | None:
+    """The ``time.monotonic()`` deadline of the enclosing :func:`call_deadline`, if any."""
+    return _DEADLINE.get()
 
 FailureKind = Literal["connection", "timeout", "status", "other"]
 RETRY_STATUSES = frozenset({408, 429})
