@@ -14,8 +14,8 @@ Variants (``VARIANTS``):
 - ``prefill``: the same messages with ``max_tokens=1`` (no regex, no stop): the server's
   prefill-bound limit, ``limit pairs/s = prompt tokens/s / prompt tokens per pair``.
 - ``jf-sample``, ``jf-expected``, ``jf-vote``: judgeforge's
-  :class:`~judgeforge.graders.runner.GradingRunner` with an :class:`~judgeforge.graders.llm_grader.LLMGrader`
-  in each scoring mode.
+  :class:`~judgeforge.graders.runner.GradingRunner` with an
+  :class:`~judgeforge.graders.llm_grader.LLMGrader` in each scoring mode.
 - ``oj-runner``: OpenJudge's ``GradingRunner`` running the same judgeforge sample grader.
 - ``oj-relevance``: OpenJudge's own JSON ``RelevanceGrader`` (structured JSON output with a
   reason) on the same served model, in OpenJudge's runner; same ``max_tokens`` and temperature 0.
@@ -193,7 +193,7 @@ class _RunOut:
     gen_tokens: float | None = None
 
 
-class _Sink(list):  # type: ignore[type-arg]
+class _Sink(list[float]):
     """A list that deep copies share (OpenJudge's runner deep-copies graders and models)."""
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _Sink:
@@ -204,7 +204,7 @@ def _timed_openjudge_model(sink: _Sink, **kw: Any) -> Any:
     """OpenJudge's OpenAIChatModel, timing each ``achat`` into ``sink``."""
     from openjudge.models.openai_chat_model import OpenAIChatModel as OJChatModel
 
-    class TimedOJModel(OJChatModel):  # type: ignore[misc, valid-type]
+    class TimedOJModel(OJChatModel):
         async def achat(self, *args: Any, **kwargs: Any) -> Any:
             t0 = time.perf_counter()
             try:
@@ -496,7 +496,8 @@ def evaluate_goals(measurements: Sequence[Measurement]) -> list[dict[str, Any]]:
         have = {m.variant for m in measurements if m.concurrency == c}
 
         def add(goal: str, value: float | None, target: float, text: str) -> None:
-            goals.append({"concurrency": c, "goal": goal, "value": value, "target": text,
+            goals.append({"concurrency": c,  # noqa: B023 (called within this iteration)
+                          "goal": goal, "value": value, "target": text,
                           "threshold": target,
                           "met": None if value is None else bool(value >= target)})
 
@@ -590,7 +591,7 @@ async def arun_throughput(
             if dropped:
                 notes.append(f"py-openjudge is not installed: skipped {dropped}")
             chosen = [v for v in chosen if v not in OPENJUDGE_VARIANTS]
-        oj_logger = None
+        oj_logger: Any = None
         if bench.oj_available:
             from loguru import logger as oj_logger
 

@@ -196,7 +196,7 @@ class LLMGrader(BaseGrader):
         """
         from judgeforge.card import JudgeCard
 
-        card = JudgeCard.read(folder)
+        card = JudgeCard.read(os.fspath(folder))
         if model is None:
             from judgeforge.models.openai_chat import OpenAIChatModel
 

@@ -102,8 +102,9 @@ def _bootstrap(pred: np.ndarray, true: np.ndarray, parsed: np.ndarray, scale: Sc
         idx = rng.integers(0, n, n)
         m = _point_metrics(pred[idx], true[idx], parsed[idx], scale)
         for k in keys:
-            if m[k] is not None:
-                samples[k].append(m[k])
+            value = m[k]
+            if value is not None:
+                samples[k].append(value)
     lo, hi = (1 - ci) / 2 * 100, (1 + ci) / 2 * 100
     return {k: ([float(np.percentile(v, lo)), float(np.percentile(v, hi))] if len(v) >= 10
                 else [None, None]) for k, v in samples.items()}

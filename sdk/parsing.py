@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Union
+from typing import Any, cast
 
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
 from judgeforge.errors import DataError, ModelResponseError
@@ -49,8 +49,8 @@ def finite_score(value: Any, *, what: str = "score") -> float:
     try:
         number = float(value)
     except OverflowError:  # an int too large for a float
-        raise DataError(f"{what}: a {int(value).bit_length()}-bit number is not a usable score"
-                        ) from None
+        bits = int(cast(int, value)).bit_length()
+        raise DataError(f"{what}: a {bits}-bit number is not a usable score") from None
     if not math.isfinite(number):
         raise DataError(f"{what}: {number} is not a finite number")
     return number
@@ -107,7 +107,7 @@ class ParseFailure:
         return f"{self.kind.value}: {self.message}"
 
 
-ParseResult = Union[ParsedScore, ParseFailure]
+ParseResult = ParsedScore | ParseFailure
 
 
 def strip_thinking(text: str) -> tuple[str, str]:

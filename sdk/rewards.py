@@ -44,7 +44,8 @@ def check_label(value: Any, scale: Scale | None = None, what: str = "label") -> 
 class RewardFunction(Protocol):
     """``(predicted or None, true, scale) -> reward``; ``min_reward`` is paid for failures."""
 
-    min_reward: float
+    @property
+    def min_reward(self) -> float: ...
 
     def __call__(self, predicted: int | None, true: int, scale: Scale = DEFAULT_SCALE) -> float: ...
 

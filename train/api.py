@@ -21,7 +21,7 @@ def train(cfg: TrainConfig, **kwargs: Any) -> TrainResult:
         from .cpu import run_cpu
 
         return run_cpu(cfg, **kwargs)
-    from .verl.launch import launch  # type: ignore[import-not-found]
+    from .verl.launch import launch
 
     code = launch(cfg, dry_run=False)
     out = Path(cfg.output_dir)

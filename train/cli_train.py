@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         overrides = QUICK_OVERRIDES + overrides
     cfg = TrainConfig.from_yaml(args.config, overrides, backend=args.backend)
     if cfg.backend == "verl":
-        from .verl.launch import launch  # type: ignore[import-not-found]
+        from .verl.launch import launch
 
         return int(launch(cfg, dry_run=args.dry_run) or 0)
     if args.dry_run:

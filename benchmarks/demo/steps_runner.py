@@ -42,7 +42,7 @@ def run_logged(args: Sequence[str], log: Path, *, echo: bool = True,
                                 env={**os.environ, **(env or {})})
         assert proc.stdout is not None
         try:
-            while chunk := proc.stdout.read1(4096):
+            while chunk := proc.stdout.read1(4096):  # type: ignore[attr-defined]
                 fh.write(chunk)
                 fh.flush()
                 if echo:

@@ -177,7 +177,7 @@ class Checkpoint:
     def __init__(self, path: str | os.PathLike[str], *, fsync: FsyncMode | bool = "batch"
                  ) -> None:
         self.path = Path(path)
-        mode = {True: "batch", False: "off"}.get(fsync, fsync)  # type: ignore[call-overload]
+        mode = "batch" if fsync is True else "off" if fsync is False else fsync
         if mode not in ("batch", "line", "off"):
             raise ConfigError(f"fsync must be 'batch', 'line' or 'off', not {fsync!r}")
         self.fsync: FsyncMode = mode

@@ -104,8 +104,8 @@ class GradingRunner:
     ``aggregators``: callables ``{key: result} -> result`` (e.g. :class:`WeightedMean`), each
     adding a column named by its ``name``. ``output``: JSONL checkpoint path (see module doc);
     ``fsync``: ``"batch"`` (background group fsync), ``"line"`` (fsync each line before going
-    on) or ``"off"`` (see :mod:`judgeforge.graders.runner.checkpoint`). ``key``: a row -> key function
-    replacing :func:`~judgeforge.graders.runner.checkpoint.row_key`.
+    on) or ``"off"`` (see :mod:`judgeforge.graders.runner.checkpoint`). ``key``: a row -> key
+    function replacing :func:`~judgeforge.graders.runner.checkpoint.row_key`.
     """
 
     def __init__(
@@ -124,6 +124,7 @@ class GradingRunner:
     ) -> None:
         if max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        items: Iterable[tuple[Any, Any]]
         if isinstance(grader_configs, Mapping):
             items = grader_configs.items()
         else:
@@ -200,6 +201,7 @@ class GradingRunner:
                 if ck is not None:
                     self._fps[(name, i)] = (_row_fingerprint(config, rows[i]), config_fp)
                 if entry is not None:
+                    assert keys is not None  # an entry is looked up by its key
                     if (entry.row_fp, entry.config_fp) != self._fps[(name, i)]:
                         what = ("grading configuration" if entry.row_fp == self._fps[(name, i)][0]
                                 else "row content")

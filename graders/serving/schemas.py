@@ -176,7 +176,7 @@ def limited_models(settings: ServiceSettings) -> LimitedModels:
     text = Annotated[str, Field(max_length=settings.max_text_chars)]
     message = create_model("ChatMessage", __base__=ChatMessage,
                            content=(text, Field(description="the turn's text")))
-    messages = Annotated[list[message] | None,  # type: ignore[valid-type]
+    messages = Annotated[list[message] | None,
                          Field(max_length=settings.max_messages)]
     fields: dict[str, Any] = {
         "query": (text | None, ScoreItem.model_fields["query"]),
@@ -188,7 +188,7 @@ def limited_models(settings: ServiceSettings) -> LimitedModels:
     item = create_model("ScoreItem", __base__=ScoreItem, **fields)
     request = create_model("ScoreRequest", __base__=(item, ScoreOptions),
                            __doc__=ScoreRequest.__doc__)
-    items = Annotated[list[item], Field(min_length=1,  # type: ignore[valid-type]
+    items = Annotated[list[item], Field(min_length=1,
                                         max_length=settings.max_batch)]
     batch = create_model("BatchRequest", __base__=BatchRequest,
                          items=(items, BatchRequest.model_fields["items"]))

@@ -168,7 +168,7 @@ def _cmd_split(args: argparse.Namespace) -> int:
     from judgeforge.data.split import split_file
 
     size: float | int = float(args.test_size)
-    if size >= 1 and size.is_integer():
+    if size >= 1 and float(size).is_integer():
         size = int(size)
     train, test = split_file(args.file, args.out_dir, test_size=size, seed=args.seed,
                              dimension=args.dimension, fmt=args.format,

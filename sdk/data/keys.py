@@ -60,6 +60,9 @@ def record_key(record_or_row: PointwiseRecord | Mapping[str, Any]) -> str:
     label or ``extra_info``: the key names *what is graded*. A record and its dict form (either
     output form, dict or one-element list) get the same key. The hash form is 40 hex digits.
     """
+    rid: Any
+    messages: Any
+    output: Any
     if isinstance(record_or_row, PointwiseRecord):
         rid, messages, output = record_or_row.id, record_or_row.input, record_or_row.output
     elif isinstance(record_or_row, Mapping):

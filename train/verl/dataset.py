@@ -37,16 +37,17 @@ from __future__ import annotations
 import logging
 import statistics
 from collections import Counter
-from pathlib import Path
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any
 
-import datasets
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from verl.utils.dataset.rl_dataset import RLHFDataset
 from verl.utils.tokenizer import normalize_token_ids
 
+import datasets
 from judgeforge.card import JudgeCard, data_fingerprint
 from judgeforge.data.io import load_records
 from judgeforge.data.schema import DatasetInfo, Scale
@@ -91,7 +92,7 @@ class DatasetOptions:
     base_model: str | None = None
 
     @classmethod
-    def from_data_config(cls, config: Mapping[str, Any]) -> "DatasetOptions":
+    def from_data_config(cls, config: Mapping[str, Any]) -> DatasetOptions:
         """Read ``config.judgeforge``; verl's ``filter_overlong_prompts=true`` forces ``drop``."""
         raw = dict(_plain(config.get("judgeforge")) or {})
         unknown = set(raw) - set(cls.__dataclass_fields__)
@@ -164,7 +165,7 @@ class PointwiseJudgeDataset(RLHFDataset):
         if 0 < self.max_samples < total:
             if self.shuffle:
                 rng = np.random.default_rng(*((self.seed,) if self.seed is not None else ()))
-                keep = sorted(rng.choice(total, size=self.max_samples, replace=False).tolist())
+                keep = sorted(rng.choice(total, size=self.max_samples, replace=False).tolist())  # type: ignore[attr-defined]
             else:
                 keep = list(range(self.max_samples))
             rows = [rows[i] for i in keep]

@@ -138,9 +138,9 @@ def _convert_row(raw: RawRow, mapping: ColumnMapping, info: DatasetInfo,
         source = _text(row, mapping.data_source, "data_source")
     rid = row.get(mapping.id) if mapping.id else None
     extra = {}
-    for key, column in (("rubric", mapping.rubric), ("reference", mapping.reference)):
-        if column and row.get(column) is not None:
-            extra[key] = row[column]
+    for key, col in (("rubric", mapping.rubric), ("reference", mapping.reference)):
+        if col and row.get(col) is not None:
+            extra[key] = row[col]
     extra.update({c: row[c] for c in mapping.extra if row.get(c) is not None})
     return {"input": messages, "output": {"content": response, "label": label},
             "data_source": source,

@@ -124,7 +124,8 @@ def _score(field: str, value: Any) -> int:
     return score
 
 
-def _from_transcript(row: Mapping[str, Any], dims: Sequence[str]) -> tuple[list, str, dict]:
+def _from_transcript(row: Mapping[str, Any], dims: Sequence[str]
+                     ) -> tuple[list[dict[str, str]], str, dict[str, int]]:
     text, labels = row.get("text"), row.get("label")
     if not isinstance(text, str):
         raise RowProblem("text", f"expected a string, got {type(text).__name__}")
@@ -143,7 +144,8 @@ def _from_transcript(row: Mapping[str, Any], dims: Sequence[str]) -> tuple[list,
     return messages, response, label
 
 
-def _from_columns(row: Mapping[str, Any], dims: Sequence[str]) -> tuple[list, str, dict]:
+def _from_columns(row: Mapping[str, Any], dims: Sequence[str]
+                  ) -> tuple[list[dict[str, str]], str, dict[str, int]]:
     prompt, response = row.get("prompt"), row.get("response")
     for name, value in (("prompt", prompt), ("response", response)):
         if not isinstance(value, str):
@@ -153,6 +155,7 @@ def _from_columns(row: Mapping[str, Any], dims: Sequence[str]) -> tuple[list, st
         if dim not in row:
             raise RowProblem(dim, "column missing")
         label[dim] = _score(dim, row[dim])
+    assert isinstance(prompt, str) and isinstance(response, str)  # checked above
     return split_prompt_turns(prompt), response, label
 
 
