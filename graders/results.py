@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Union
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -67,7 +67,7 @@ class GraderError(_ResultBase):
         return bool(self.metadata.get("retryable", False))
 
 
-GraderResult = Union[GraderScore, GraderError]
+GraderResult = GraderScore | GraderError
 
 
 def is_error(result: Any) -> bool:

@@ -134,7 +134,8 @@ def get_reward_function(name: str = "exp_decay", **params: Any) -> RewardFunctio
         return REWARDS[name](**params)
     module, sep, attr = name.partition(":")
     if not sep:
-        raise ConfigError(f"unknown reward {name!r}: use one of {sorted(REWARDS)} or 'module:function'")
+        raise ConfigError(f"unknown reward {name!r}: use one of {sorted(REWARDS)} or "
+                          "'module:function'")
     try:
         fn = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:

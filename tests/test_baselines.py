@@ -11,8 +11,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from judgeforge.benchmarks.baselines import (baseline_entries, baseline_predictions, compare,
-                                             fit_baselines, fit_constant, fit_length, verdicts)
+from judgeforge.benchmarks.baselines import (
+    baseline_entries,
+    baseline_predictions,
+    compare,
+    fit_baselines,
+    fit_constant,
+    fit_length,
+    verdicts,
+)
 from judgeforge.data.converters.prometheus import convert_prometheus
 from judgeforge.data.schema import PointwiseRecord, Scale
 from judgeforge.data.split import group_split

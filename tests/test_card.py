@@ -23,8 +23,8 @@ def _template() -> PromptTemplate:
 def test_card_round_trip_rebuilds_the_training_template(tmp_path: Path) -> None:
     cal = fit_calibration([1.0, 2.0, 4.0], [1, 3, 5], low=1, high=5)
     card = JudgeCard.from_template(_template(), scoring=ScoringSettings(mode="expected"),
-                                   calibration=cal, base_model="base", metrics={"mae": 0.5,
-                                                                                "bad": float("nan")})
+                                   calibration=cal, base_model="base",
+                                   metrics={"mae": 0.5, "bad": float("nan")})
     path = card.write(tmp_path)
     assert path.name == CARD_FILE
     data = json.loads(path.read_text())

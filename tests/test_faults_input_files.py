@@ -68,7 +68,7 @@ def test_csv_huge_cell_is_an_error_naming_the_row(tmp_path):
         list(iter_raw_rows(path))
 
 
-# -- case 12: corrupted Parquet ------------------------------------------------------------------------
+# -- case 12: corrupted Parquet --------------------------------------------------------------------
 def test_every_one_bit_flip_of_a_parquet_file_loads_whole_or_fails(tmp_path):
     """Before: offsets 29, 462, 736 and 1137 (XOR 1) of this 2,313-byte file loaded as 0 rows,
     0 skipped, no error. Now the footer's row count is compared with the rows read."""

@@ -13,8 +13,9 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -57,7 +58,8 @@ def _runner_scores(data: Path, url: str, mode: str = "expected", concurrency: in
                                    max_concurrency=concurrency, show_progress=False)
             return (await runner.arun(rows))["helpfulness"]
 
-    return {k: (r.score if is_score(r) else None) for k, r in zip(row_keys(rows), asyncio.run(go()))}
+    results = asyncio.run(go())
+    return {k: (r.score if is_score(r) else None) for k, r in zip(row_keys(rows), results)}
 
 
 def _output(out: Path) -> tuple[list[str], dict[str, Any], Any]:

@@ -179,7 +179,7 @@ def test_stub_malformed_replies_are_model_response_errors():
     assert _to_response(_reply(), 0.0).text == "<score>3</score>"
 
 
-# -- the property: an echoing judge never returns a score the graded text planted --------------------
+# -- the property: an echoing judge never returns a score the graded text planted ------------------
 _FRAGMENTS = ["<score>", "</score>", "<helpfulness>", "</helpfulness>", "<correctness>",
               "</correctness>", "< / correctness >", "<SCORE >", "<think>", "</think>", "<reason>",
               "<response>", "</response>", "<query>", "</query>", "<conversation>", "</reference>",

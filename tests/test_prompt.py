@@ -21,7 +21,8 @@ def test_multi_dimension_prompt_asks_one_tag_each() -> None:
     tpl = PromptTemplate({"helpfulness": Scale(), "correctness": Scale()})
     text = tpl.render("Q?", "A.")
     assert "<helpfulness>X</helpfulness>" in text and "<correctness>X</correctness>" in text
-    assert re.fullmatch(tpl.score_regex(), "<helpfulness>3</helpfulness>\n<correctness>0</correctness>")
+    assert re.fullmatch(tpl.score_regex(),
+                        "<helpfulness>3</helpfulness>\n<correctness>0</correctness>")
 
 
 def test_rubric_reference_thinking_system() -> None:
@@ -80,7 +81,8 @@ def test_template_limits_cut_query_turns_and_response_not_rubric() -> None:
     assert "Assistant: ok" in body and "U" * 50 in body
     # the response is cut before its tags are neutralised: only its head and tail survive
     inner = body.split("<response>\n", 1)[1].split("\n</response>", 1)[0]
-    assert inner.startswith("R" * 6 + " [... 37 characters omitted ...] ") and "<score>" not in inner
+    assert inner.startswith("R" * 6 + " [... 37 characters omitted ...] ")
+    assert "<score>" not in inner
     with pytest.raises(ValueError, match="max_response_chars"):
         PromptTemplate(max_response_chars=0)
 

@@ -66,7 +66,7 @@ def test_row_keys_are_pinned():
                              "b#73656b6222ff9520-2"]
 
 
-# -- case 7: stale results -----------------------------------------------------------------------------
+# -- case 7: stale results -------------------------------------------------------------------------
 def test_changed_responses_are_regraded_the_rest_reused(tmp_path):
     path = tmp_path / "res.jsonl"
     rows = _rows(10)
@@ -154,10 +154,10 @@ def test_data_validate_reports_duplicate_ids(tmp_path, capsys):
     assert "1 row(s) repeat an earlier row's id" in out.err
 
 
-# -- case 8: unusable result lines ---------------------------------------------------------------------
-@pytest.mark.parametrize("result", [{}, {"name": "g", "score": "abc"}, {"score": 1, "metadata": [1]},
-                                    {"score": float("nan")}, {"score": None}, [1], "x",
-                                    {"score": 1e400}])
+# -- case 8: unusable result lines -----------------------------------------------------------------
+@pytest.mark.parametrize("result", [{}, {"name": "g", "score": "abc"},
+                                    {"score": 1, "metadata": [1]}, {"score": float("nan")},
+                                    {"score": None}, [1], "x", {"score": 1e400}])
 def test_unusable_result_lines_are_reported_and_regraded(tmp_path, result):
     path = tmp_path / "res.jsonl"
     _run(EchoLen(), _rows(2), path)
@@ -188,7 +188,7 @@ def test_nan_scores_are_never_written(tmp_path):
         ck.append("k", "g", 0, {"name": "n", "score": float("nan")})
 
 
-# -- case 9: disk full ---------------------------------------------------------------------------------
+# -- case 9: disk full -----------------------------------------------------------------------------
 def test_stub_disk_full_on_a_line_write_is_a_storage_error(tmp_path, monkeypatch):
     path = tmp_path / "res.jsonl"
     real_write = os.write

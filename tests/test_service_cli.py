@@ -90,7 +90,8 @@ def test_serve_rejects_a_target_that_is_neither_url_nor_folder(tmp_path: Path) -
     missing = tmp_path / "nope"
     out = subprocess.run([*JUDGEFORGE, "serve", str(missing), "--port", str(free_port())],
                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=GUARD)
-    assert out.returncode == 1 and "neither a URL (http...), 'default', nor a model folder" in out.stderr
+    assert out.returncode == 1
+    assert "neither a URL (http...), 'default', nor a model folder" in out.stderr
 
 
 def test_non_loopback_without_key_is_warned_about_loudly() -> None:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from judgeforge.prompt import truncate_text
 from judgeforge.benchmarks.demo.steps_runner import Step, StepFailed, judgeforge_cli, run_logged
+from judgeforge.prompt import truncate_text
 
 __all__ = ["DemoOptions", "Demo", "default_data_files"]
 
@@ -197,9 +197,8 @@ class Demo:
 
     def _ensure_api(self, log: Path, base_url: str) -> str:
         if self.api_proc is None:
-            from judgeforge.models.vllm_server import find_free_port
-
             from judgeforge.data.io import read_info
+            from judgeforge.models.vllm_server import find_free_port
 
             info = read_info(self._data_out("test"))
             assert info is not None

@@ -17,4 +17,5 @@ from judgeforge.graders.distributed.job import (
 )
 from judgeforge.graders.distributed.shards import RESULT_COLUMNS, read_results
 
-__all__ = ["RESULT_COLUMNS", "JobSummary", "RayGradingJob", "RayVLLMEngineJob", "grade_on_ray", "read_results"]
+__all__ = ["RESULT_COLUMNS", "JobSummary", "RayGradingJob", "RayVLLMEngineJob", "grade_on_ray",
+           "read_results"]

@@ -10,9 +10,9 @@ One line per (row, grader)::
 scales, prompt settings, decoding options, model name and URL). A stored result is reused only
 when both match; otherwise the runner grades the row again (or refuses, see the runner).
 
-``result`` is :func:`judgeforge.graders.results.to_dict` of the score or error. Each line is written as
-soon as its result exists, with one ``write`` on an ``O_APPEND`` descriptor, so it survives a
-kill of the process at once. Durability against a machine crash comes from ``fsync``:
+``result`` is :func:`judgeforge.graders.results.to_dict` of the score or error. Each line is
+written as soon as its result exists, with one ``write`` on an ``O_APPEND`` descriptor, so it
+survives a kill of the process at once. Durability against a machine crash comes from ``fsync``:
 ``fsync="batch"`` (default) runs it on a background thread that covers every line written
 before it started (group commit: the event loop never waits on the disk, and no line is left
 unsynced for longer than one fsync); ``fsync="line"`` fsyncs each line before going on (~ms per
@@ -127,7 +127,8 @@ def grader_fingerprint(grader: Any) -> str:
         # a managed server's URL (a free port) changes every run; its model folder does not
         url = "managed" if getattr(model, "managed", False) else getattr(model, "base_url", "")
         data["model"] = {"name": getattr(model, "name", None),
-                         "model": str(getattr(model, "model", "") or ""), "base_url": str(url or "")}
+                         "model": str(getattr(model, "model", "") or ""),
+                         "base_url": str(url or "")}
     return content_fingerprint(data)
 
 

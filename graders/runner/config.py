@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from judgeforge.errors import JudgeforgeError, UsageError
 
 __all__ = ["GraderConfig", "Mapper", "MappingError", "resolve_path", "apply_mapper",
            "record_mapper"]
 
-Mapper = Union[Mapping[str, str], Callable[[Any], Mapping[str, Any]], None]
+Mapper = Mapping[str, str] | Callable[[Any], Mapping[str, Any]] | None
 
 _MISSING = object()
 

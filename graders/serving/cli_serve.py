@@ -58,7 +58,8 @@ def settings_from_args(args: argparse.Namespace, card: Any = None) -> Any:
         for item in args.scale:
             name, sep, text = item.partition("=")
             if not sep:
-                raise ConfigError(f"--scale {item!r} must look like NAME=MIN-MAX (e.g. quality=1-5)")
+                raise ConfigError(f"--scale {item!r} must look like NAME=MIN-MAX "
+                                  "(e.g. quality=1-5)")
             scales[name.strip()] = text.strip()
         values["scales"] = scales
     for name, _ in _SETTING_OPTIONS:

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-
 from typing import Any
 
 from starlette.exceptions import HTTPException

@@ -83,7 +83,7 @@ class ServiceSettings(BaseModel):
     @field_validator("scales")
     @classmethod
     def _valid_scales(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, text in value.items():
+        for text in value.values():
             Scale.parse(text)  # raises ValueError naming the bad text
         return value
 

@@ -101,10 +101,10 @@ def group_split(
     ``test_size`` is a fraction (0-1) or a row count; the test part gets as close to it as
     whole groups allow. With ``stratify`` the label proportions on ``dimension`` (default: the
     first dimension of the first record) are kept as far as groups allow: groups are visited in
-    a seeded random order (groups with the rarest labels first, then larger ones) and one joins the test part when that brings
-    the test part's per-label counts (and its size) closer to their targets; further passes move
-    single groups in or out while that helps. Deterministic for
-    a given ``seed``; both parts keep the input order.
+    a seeded random order (groups with the rarest labels first, then larger ones) and one joins
+    the test part when that brings the test part's per-label counts (and its size) closer to
+    their targets; further passes move single groups in or out while that helps. Deterministic
+    for a given ``seed``; both parts keep the input order.
     """
     records = list(records)
     _check_size(len(records), test_size)

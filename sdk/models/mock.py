@@ -24,7 +24,7 @@ import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from judgeforge.errors import ConfigError
 from judgeforge.models.base import (
@@ -39,7 +39,7 @@ from judgeforge.models.base import (
 
 __all__ = ["ScriptedChatModel", "ScriptedCall"]
 
-Reply = Union[str, ChatChoice]
+Reply = str | ChatChoice
 ReplyFn = Callable[[list[ChatMessage]], Reply | Sequence[Reply]]
 ALL_CAPABILITIES = frozenset({"n", "seed", "stop", "logprobs", "top_logprobs", "prefill", "regex"})
 

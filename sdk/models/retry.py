@@ -88,7 +88,7 @@ class RetryPolicy:
         return self.max_retries + 1
 
     def backoff(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based), without retry-after."""
+        """Seconds to wait after failed attempt ``attempt`` (1-based), without retry-after."""
         base = min(self.max_wait, self.initial_wait * self.multiplier ** max(0, attempt - 1))
         return min(self.max_wait, base * (1 + random.uniform(0, self.jitter)))
 

