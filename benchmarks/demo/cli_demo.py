@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workdir", type=Path, default=None,
                    help="work folder (default: runs/demo, or runs/demo-quick with --quick)")
     p.add_argument("--data", type=Path, action="append", default=[],
-                   help="Prometheus-format file(s) to use instead of ../shared/data (repeat)")
+                   help="Prometheus-format file(s) to use instead of the shipped sets (repeat)")
     p.add_argument("--test-rows", type=int, default=None,
                    help="rows held out for benchmarking (default: 80, or 24 with --quick)")
     p.add_argument("--redo", action="append", default=[], metavar="STEP",
