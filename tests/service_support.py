@@ -24,12 +24,13 @@ class ThreadedUvicorn:
     """``with ThreadedUvicorn(app) as srv: httpx.get(srv.url + "/healthz")`` -- a real HTTP
     server on a free 127.0.0.1 port, with its own event loop in a daemon thread."""
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(self, app: Any, port: int | None = None, **options: Any) -> None:
+        """``options``: more ``uvicorn.Config`` keywords (e.g. ``uvicorn_options(settings)``)."""
         import uvicorn
 
         self.port = port or free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan="on",
-                                log_level="warning", access_log=False)
+                                log_level="warning", access_log=False, **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
 

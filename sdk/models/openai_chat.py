@@ -39,7 +39,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 import openai
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_any
+from tenacity import AsyncRetrying, retry_if_exception
 
 from judgeforge.errors import ConfigError, ModelError, ModelResponseError
 from judgeforge.models.base import (
@@ -332,6 +332,9 @@ class OpenAIChatModel(ChatModel):
             return deadline is not None and (
                 time.monotonic() + state.upcoming_sleep >= deadline - 0.05)
 
+        def stop(state: Any) -> bool:  # stop_after_attempt(max_attempts) | out_of_time
+            return state.attempt_number >= policy.max_attempts or out_of_time(state)
+
         def wait(state: Any) -> float:
             exc = state.outcome.exception() if state.outcome else None
             return policy.wait_for(classify(exc), state.attempt_number) if exc else 0.0
@@ -344,7 +347,7 @@ class OpenAIChatModel(ChatModel):
                      delay)
 
         retrying = AsyncRetrying(
-            stop=stop_any(stop_after_attempt(policy.max_attempts), out_of_time),
+            stop=stop,
             wait=wait,
             before_sleep=before_sleep,
             retry=retry_if_exception(lambda e: classify(e).retryable),
@@ -478,7 +481,9 @@ def _convert(resp: Any, latency: float) -> ChatResponse:
                     top[alt.token] = max(lp, top.get(alt.token, float("-inf")))
                 lps.append(TokenLogprob(token=tok.token,
                                         logprob=checked_logprob(tok.logprob, tok.token), top=top))
-        text = ch.message.content if ch.message is not None else None
+        if ch.message is None:
+            raise ModelResponseError(f"choice {ch.index} of the reply has no message")
+        text = ch.message.content
         if text is not None and not isinstance(text, str):
             raise ModelResponseError(f"the reply's content is a {type(text).__name__}, not text")
         choices.append(ChatChoice(text=text or "", finish_reason=ch.finish_reason, logprobs=lps))
