@@ -116,12 +116,6 @@ def _judge_timings(results: Sequence[Any], graded_now: int, wall_s: float) -> di
     }
 
 
-def _template(dimension: str, scale: Scale) -> Any:
-    from judgeforge.prompt import PromptTemplate
-
-    return PromptTemplate({dimension: scale})
-
-
 def _run_settings(data: Path, digest: str, dimension: str, scale: Scale, mode: str,
                   constrained: bool, limit: int | None, seed: int, max_tokens: int | None,
                   vote_n: int, specs: Sequence[JudgeSpec]) -> dict[str, Any]:
@@ -230,7 +224,9 @@ async def arun_quality(
     labels = [r.label[dim] for r in rows]
     sources = [r.data_source for r in rows]
     keys = row_keys(rows)
-    template = template or _template(dim, scale)  # a PromptTemplate({dim: scale}, task=...)
+    # each judge's prompt: ``template`` if given, else its judge card's (JudgeSpec.template)
+    templates = {s.label: template or s.template(dim, scale) for s in specs}
+    template = templates[specs[0].label]
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -248,7 +244,7 @@ async def arun_quality(
         t_open = time.perf_counter()
         async with open_judge(spec, timeout=timeout) as model:
             ready_s = time.perf_counter() - t_open
-            grader = LLMGrader(model, template=template, name=spec.label,
+            grader = LLMGrader(model, template=templates[spec.label], name=spec.label,
                                mode=mode,  # type: ignore[arg-type]
                                constrained=constrained, n=vote_n, max_tokens=max_tokens)
             runner = GradingRunner({spec.label: GraderConfig(grader, record_mapper)},
