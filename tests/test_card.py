@@ -71,3 +71,101 @@ def test_fingerprint_is_order_independent_and_content_sensitive() -> None:
     assert data_fingerprint(recs) == data_fingerprint(recs[::-1])
     assert data_fingerprint(recs) != data_fingerprint(recs[:1])
     assert data_fingerprint(recs).startswith("sha256:")
+
+
+# ------------------------------------------------------------ graders built from a card (stub)
+def _choice(probs: dict[str, float]):  # type: ignore[no-untyped-def]
+    import math
+
+    from judgeforge.models.base import ChatChoice, TokenLogprob
+
+    top = {t: math.log(p) for t, p in probs.items()}
+    tok = max(probs, key=lambda t: probs[t])
+    return ChatChoice(text=tok, finish_reason="length",
+                      logprobs=[TokenLogprob(token=tok, logprob=top[tok], top=top)])
+
+
+async def test_stub_from_pretrained_grades_with_card_and_calibration(tmp_path: Path) -> None:
+    from judgeforge.graders.llm_grader import LLMGrader
+    from judgeforge.models.mock import ScriptedChatModel
+
+    cal = fit_calibration([2.0, 3.0, 4.0], [1, 4, 5], low=1, high=5)
+    JudgeCard.from_template(_template(), scoring=ScoringSettings(mode="expected"),
+                            calibration=cal).write(tmp_path)
+    model = ScriptedChatModel([_choice({"3": 0.5, "4": 0.5})])
+    grader = LLMGrader.from_pretrained(tmp_path, model)
+    assert grader.template == _template() and grader.mode == "expected"
+    result = await grader.aevaluate(query="Q" * 80, response="R" * 80)
+    assert result.metadata["raw_score"] == pytest.approx(3.5)
+    assert result.score == pytest.approx(cal(3.5)) and result.score != pytest.approx(3.5)
+    sent = model.calls[0].messages
+    assert sent[0] == {"role": "system", "content": "S"} and "characters omitted" in sent[1][
+        "content"]
+    raw = LLMGrader.from_pretrained(tmp_path, model, calibration=None, mode="sample")
+    assert raw.calibration is None and raw.mode == "sample"
+    rescaled = LLMGrader.from_pretrained(tmp_path, model, scale=Scale(min=0, max=4))
+    assert rescaled.calibration is None  # fitted on another scale: dropped
+    assert dict(rescaled.dimensions) == {"quality": Scale(min=0, max=4)}
+
+
+def test_stub_folder_without_card_keeps_the_default_grader(tmp_path: Path) -> None:
+    from judgeforge.graders.llm_grader import LLMGrader
+    from judgeforge.models.mock import ScriptedChatModel
+
+    grader = LLMGrader.from_pretrained(tmp_path, ScriptedChatModel(["<score>1</score>"]))
+    assert grader.template == PromptTemplate() and grader.calibration is None
+
+
+def test_stub_builtin_graders_take_the_template_limits() -> None:
+    from judgeforge.graders.builtin import HelpfulnessGrader, MultiDimensionGrader, get_grader
+    from judgeforge.models.mock import ScriptedChatModel
+
+    model = ScriptedChatModel(["<score>1</score>"])
+    grader = HelpfulnessGrader(model, max_response_chars=400, task="Support chats")
+    assert grader.template.max_response_chars == 400 and grader.template.task == "Support chats"
+    tpl = PromptTemplate({"helpfulness": Scale()}, max_query_chars=50)
+    assert HelpfulnessGrader(model, template=tpl).template is tpl
+    assert get_grader("politeness", model, max_response_chars=9).template.max_response_chars == 9
+    multi = MultiDimensionGrader(model, dimensions=["a", "b"], thinking=True)
+    assert multi.template.thinking
+    with pytest.raises(ConfigError, match="not both"):
+        HelpfulnessGrader(model, template=tpl, max_response_chars=4)
+    with pytest.raises(ConfigError, match="template grades"):
+        HelpfulnessGrader(model, template=_template())
+
+
+def test_stub_explicit_cli_options_override_the_card() -> None:
+    import argparse
+
+    from judgeforge.graders import cli_grade
+    from judgeforge.graders.serving import cli_serve
+    from judgeforge.models.mock import ScriptedChatModel
+
+    card = JudgeCard.from_template(_template(), scoring=ScoringSettings(mode="expected"))
+    parser = argparse.ArgumentParser()
+    subs = parser.add_subparsers()
+    cli_grade.register(subs)
+    cli_serve.register(subs)
+    model = ScriptedChatModel(["<score>1</score>"])
+
+    def grader(*flags: str):  # type: ignore[no-untyped-def]
+        args = parser.parse_args(["grade", "--data", "x.jsonl", *flags])
+        return cli_grade._build_grader(args, model, card)
+
+    assert grader().template == _template() and grader().mode == "expected"
+    changed = grader("--scale", "0-4", "--mode", "sample", "--no-thinking")
+    assert dict(changed.dimensions) == {"quality": Scale(min=0, max=4)}
+    assert changed.mode == "sample" and not changed.template.thinking
+    assert changed.template.max_response_chars == 40  # the rest of the card stays
+    assert grader("--grader", "helpfulness").template == PromptTemplate()  # not the card's
+
+    def settings(*flags: str):  # type: ignore[no-untyped-def]
+        return cli_serve.settings_from_args(parser.parse_args(["serve", *flags]), card)
+
+    s = settings()
+    assert s.graders == ("quality",) and s.default_mode == "expected"
+    assert s.scale_of("quality") == Scale(min=1, max=5)
+    s = settings("--grader", "quality", "--scale", "quality=0-4", "--mode", "sample")
+    assert s.scale_of("quality") == Scale(min=0, max=4) and s.default_mode == "sample"
+    plain = cli_serve.settings_from_args(parser.parse_args(["serve"]))
+    assert plain.graders == ("helpfulness",) and plain.default_mode == "expected"
