@@ -151,7 +151,8 @@ def create_app(settings: ServiceSettings, model: ChatModel, *, own_model: bool =
         grader, mode, constrained = pool.resolve(body)
         [result] = await grade_items(grader, [body], request.app.state.gate, settings)
         out = to_result(result, index=0, item=body, grader=grader, mode=mode,
-                        constrained=constrained, include_metadata=body.include_metadata)
+                        constrained=constrained,
+                        include_metadata=body.include_metadata)  # type: ignore[attr-defined]
         status = http_status_of(result)
         if status == 200:
             return out
@@ -166,10 +167,12 @@ def create_app(settings: ServiceSettings, model: ChatModel, *, own_model: bool =
     async def score_batch(body: BatchRequestIn, request: Request) -> Any:  # type: ignore
         started = time.perf_counter()
         grader, mode, constrained = pool.resolve(body)
-        results = await grade_items(grader, body.items, request.app.state.gate, settings)
+        items = body.items  # type: ignore[attr-defined]  # a model made by create_model
+        include_metadata = body.include_metadata  # type: ignore[attr-defined]
+        results = await grade_items(grader, items, request.app.state.gate, settings)
         outs = [to_result(r, index=i, item=item, grader=grader, mode=mode,
-                          constrained=constrained, include_metadata=body.include_metadata)
-                for i, (r, item) in enumerate(zip(results, body.items))]
+                          constrained=constrained, include_metadata=include_metadata)
+                for i, (r, item) in enumerate(zip(results, items))]
         failed = sum(1 for r in results if is_error(r))
         resp = BatchResponse(results=outs, count=len(outs), scored=len(outs) - failed,
                              failed=failed, latency_s=time.perf_counter() - started)
