@@ -554,7 +554,6 @@ async def arun_throughput(
     from judgeforge.benchmarks import report as report_mod
     from judgeforge.data.io import load_records
     from judgeforge.graders.runner import record_mapper
-    from judgeforge.prompt import PromptTemplate
 
     started = time.perf_counter()
     concs = parse_concurrency(concurrency)
@@ -575,7 +574,7 @@ async def arun_throughput(
     if not records:
         raise DataError(f"{data}: no row is labelled for {dim!r}")
     rows = [record_mapper(r) for r in records]
-    template = PromptTemplate({dim: scale})
+    template = spec.template(dim, scale)  # the judge card's prompt, if the judge has one
     notes: list[str] = []
     measurements: list[Measurement] = []
     rng = random.Random(seed)
