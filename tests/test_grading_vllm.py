@@ -69,9 +69,18 @@ async def test_expected_mode_returns_a_probability_weighted_score(
 
 async def test_multi_dimension_constrained_in_one_call(model: OpenAIChatModel) -> None:
     grader = MultiDimensionGrader(model, constrained=True)
+    calls: list[Any] = []
+    real_achat = model.achat
+
+    async def counting_achat(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("regex"))
+        return await real_achat(*args, **kwargs)
+
+    model.achat = counting_achat  # type: ignore[method-assign]
     result = await grader.aevaluate(query=Q, response=R)
     assert isinstance(result, GraderScore), result
     assert set(result.metadata["scores"]) == {"helpfulness", "correctness", "relevance"}
+    assert calls == [grader.template.score_regex()]  # one constrained call for all three
 
 
 async def test_unconstrained_sample_is_a_score_or_an_error_keeping_raw_text(

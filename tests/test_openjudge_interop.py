@@ -67,7 +67,7 @@ def test_stub_our_grader_in_openjudge_runner_respects_its_executor_cap() -> None
                                      max_concurrency=2, show_progress=False)
     out = asyncio.run(runner.arun(DATA * 4))
     assert [read(r)[2] for r in out["helpfulness"]] == [3.0] * 12
-    assert peak <= 2  # OpenJudge's SemaphoreResourceExecutor capped our calls
+    assert peak == 2  # OpenJudge's SemaphoreResourceExecutor capped our calls (and used both)
 
 
 async def test_stub_our_runner_accepts_openjudge_grader_configs() -> None:
@@ -106,6 +106,14 @@ async def test_our_grader_inside_openjudge_grading_runner(vllm_server: Any) -> N
     assert theirs.score == out["helpfulness"][0].score
 
 
+def reached_the_model(result: Any) -> bool:
+    """A score, or an error about the model's answer -- not a failed call (these tests must
+    fail when every OpenJudge call errors: "Evaluation error: Connection error.")."""
+    error = (read(result)[3] or "").lower()
+    return not any(s in error for s in ("connection error", "timed out", "timeout",
+                                        "status code", "not found"))
+
+
 @pytest.fixture
 def their_model(vllm_server: Any) -> Any:
     # max_tokens caps their JSON "reason" (the untrained model rambles); a cut-off JSON
@@ -131,6 +139,7 @@ async def test_openjudge_relevance_grader_inside_our_runner(their_model: Any,
         assert name == "relevance"
         assert is_score(r) or is_error(r)
         assert isinstance(r, (oj_schema.GraderScore, oj_schema.GraderError, GraderError))
+        assert reached_the_model(r), read(r)
     # their values went through our checkpoint and read back the same
     stored = [from_dict(json.loads(x)["result"]) for x in out_path.read_text().splitlines()]
     assert [read(s)[2:] for s in stored] == [read(r)[2:] for r in col]
@@ -156,4 +165,5 @@ async def test_mixed_runner_ours_and_theirs_side_by_side(vllm_server: Any,
         out = await runner.arun(DATA)
     assert [read(r)[0] for r in out["ours"]] == ["helpfulness"] * 3
     assert [read(r)[0] for r in out["theirs"]] == ["relevance"] * 3
+    assert all(reached_the_model(r) for r in out["theirs"]), [read(r) for r in out["theirs"]]
     assert all(isinstance(r, GraderScore) for r in out["ours"])

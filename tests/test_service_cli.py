@@ -132,8 +132,6 @@ def test_serve_fails_fast_when_the_model_server_url_does_not_answer(tmp_path: Pa
 
 
 def test_scale_option_sets_the_offered_graders_scale() -> None:
-    import argparse
-
     from judgeforge.cli.main import build_parser
     from judgeforge.graders.serving.cli_serve import settings_from_args
 
@@ -143,4 +141,4 @@ def test_scale_option_sets_the_offered_graders_scale() -> None:
     bad = build_parser().parse_args(["serve", "--grader", "quality", "--scale", "quality:1-5"])
     with pytest.raises(Exception, match="NAME=MIN-MAX"):
         settings_from_args(bad)
-    assert isinstance(args, argparse.Namespace)
+    assert settings.graders == ("quality",)  # the --grader option reached the settings
