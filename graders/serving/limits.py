@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -67,7 +67,7 @@ class BodyLimitMiddleware:
         received = 0
         started = False
 
-        async def limited_receive() -> dict:
+        async def limited_receive() -> dict[str, Any]:
             nonlocal received
             message = dict(await receive())
             if message["type"] == "http.request":
@@ -76,7 +76,7 @@ class BodyLimitMiddleware:
                     raise BodyTooLarge(self.max_bytes)
             return message
 
-        async def tracking_send(message: dict) -> None:
+        async def tracking_send(message: MutableMapping[str, Any]) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
@@ -139,7 +139,7 @@ class Gate:
 def _h11_protocol() -> type:
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    return H11Protocol  # type: ignore[no-any-return]
+    return H11Protocol
 
 
 class ReadTimeoutProtocol(_h11_protocol()):  # type: ignore[misc]

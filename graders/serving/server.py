@@ -75,8 +75,9 @@ def open_model(target: str | None, settings: ServiceSettings, *, model_name: str
             raise ConfigError("vLLM options apply to a local checkpoint, not to a URL: "
                               f"{sorted(vllm_options)}")
         name = model_name or first_served_model(spec.target, model_api_key)
-        yield OpenAIChatModel(model=name, base_url=spec.target, server_kind=server_kind,
-                              **common), None  # type: ignore[arg-type]
+        yield OpenAIChatModel(model=name, base_url=spec.target,
+                              server_kind=server_kind,  # type: ignore[arg-type]
+                              **common), None
         return
     from judgeforge.models.vllm_server import VLLMServer
 
