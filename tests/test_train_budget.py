@@ -1,7 +1,9 @@
-"""Training length in steps, not minutes, on the real default model (a few tiny steps).
+"""Training length in steps, not minutes, and the calibration fitted at the end, on the real
+default model (a few tiny steps).
 
 The same config on the same data trains the same number of steps; ``grpo.max_minutes`` is only a
-safety stop, and when it fires the log, the result and the CLI summary name it.
+safety stop, and when it fires the log, the result and the CLI summary name it. The judge cards of
+``final/`` and ``best/`` carry a calibration fitted on the validation rows.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ WORDS = ("useless", "weak", "fine", "good", "excellent")
 TINY = [
     "sft.steps=1", "sft.batch_size=4", "grpo.max_steps=2", "grpo.group_size=2",
     "grpo.train_batch_size=2", "grpo.micro_batch_size=4", "grpo.max_response_length=8",
-    "grpo.test_freq=-1", "grpo.save_freq=-1", "cpu.eval_rows=6", "cpu.eval_batch_size=6",
-    "cpu.keep_best=false", "cpu.resume=false",
+    "grpo.test_freq=2", "grpo.save_freq=-1", "cpu.eval_rows=6", "cpu.eval_batch_size=6",
+    "cpu.resume=false",
 ]
 
 
@@ -64,6 +66,25 @@ def test_same_config_same_data_same_steps(two_runs: list[Any]) -> None:
         assert [r["step"] for r in rows if r["stage"] == "grpo"] == [1, 2]
         assert not [r for r in rows if r["stage"] == "stop"]
         assert [r["planned_steps"] for r in rows if r["stage"] == "grpo_start"] == [2]
+
+
+def test_cards_carry_a_calibration_fitted_on_validation_rows(two_runs: list[Any]) -> None:
+    from judgeforge.calibration import Calibration
+    from judgeforge.card import JudgeCard
+
+    result = two_runs[0]
+    assert result.best is not None
+    fitted = [r for r in _log(result.log) if r["stage"] == "calibration"]
+    assert {r["folder"] for r in fitted} == {"final", "best"} and all(r["fitted"] for r in fitted)
+    for folder in (result.final, result.best):
+        card = JudgeCard.read(folder)
+        assert card is not None and isinstance(card.calibration, Calibration), folder
+        # fitted on the validation rows (about cpu.eval_rows, whole query groups)
+        assert card.calibration.rows == card.metrics["val_n"] >= 4
+        assert (card.calibration.low, card.calibration.high) == (0.0, 4.0)
+        assert all(0.0 <= card.calibration(x) <= 4.0 for x in (-1.0, 0.0, 2.5, 4.0, 9.0))
+        assert "val_mae" in card.metrics
+    assert result.metrics["final"]["calibrated"] and result.metrics["best"]["calibrated"]
 
 
 def test_safety_stop_is_named_in_log_and_result(tmp_path: Path,

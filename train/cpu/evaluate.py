@@ -7,15 +7,17 @@ with :func:`judgeforge.parsing.parse_score` and reports :func:`judgeforge.metric
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from judgeforge._extras import require
 from judgeforge.data.schema import Scale
+from judgeforge.errors import ConfigError
 from judgeforge.metrics import compute_metrics
 from judgeforge.parsing import ParsedScore, parse_score
 
 __all__ = ["prompt_texts", "generate_greedy", "evaluate_rows", "summary", "score_distributions",
-           "distribution_summaries"]
+           "distribution_summaries", "expected_score", "expected_scores"]
 
 SUMMARY_KEYS = ("parse_rate", "mae", "exact_acc", "within1_acc", "spearman", "pearson", "qwk")
 
@@ -98,7 +100,7 @@ def score_distributions(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any
     for v in values:
         toks = tokenizer(str(v), add_special_tokens=False)["input_ids"]
         if len(toks) != 1:
-            raise ValueError(f"score {v} is not a single token; use greedy evaluation")
+            raise ConfigError(f"score {v} is not a single token; use greedy evaluation")
         ids.append(toks[0])
     texts = [t + "<score>" for t in prompt_texts(tokenizer, rows)]
     out: list[list[float]] = []
@@ -119,6 +121,18 @@ def score_distributions(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any
     return out
 
 
+def expected_score(probs: Sequence[float], scale: Scale) -> float:
+    """E[score] of one distribution over the scale's values (:func:`score_distributions`)."""
+    return sum(v * q for v, q in zip(range(scale.min, scale.max + 1), probs))
+
+
+def expected_scores(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], scale: Scale, *,
+                    batch_size: int = 16) -> list[float]:
+    """The expected score of each row: the raw input of the judge's calibration."""
+    return [expected_score(p, scale)
+            for p in score_distributions(model, tokenizer, rows, scale, batch_size=batch_size)]
+
+
 def distribution_summaries(probs: Sequence[Sequence[float]], labels: Sequence[int],
                            scale: Scale) -> dict[str, dict[str, Any]]:
     """Metrics of the expected score (mean) and of the median of each score distribution.
@@ -129,7 +143,7 @@ def distribution_summaries(probs: Sequence[Sequence[float]], labels: Sequence[in
     values = list(range(scale.min, scale.max + 1))
     expected, median = [], []
     for p in probs:
-        expected.append(sum(v * q for v, q in zip(values, p)))
+        expected.append(expected_score(p, scale))
         acc = 0.0
         for v, q in zip(values, p):
             acc += q

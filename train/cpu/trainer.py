@@ -10,6 +10,12 @@ Stages, all under ``cfg.output_dir``:
    steps, resumed from the last one on a rerun; greedy validation every ``grpo.test_freq`` steps,
    the best by MAE kept in ``best/``.
 4. ``final/``, ``train_log.jsonl``, ``curves.png``.
+5. calibration: the expected score (score-token probabilities after a prefilled ``<score>``) of
+   the final model and of ``best/`` on the validation rows, mapped to the labels by
+   :func:`judgeforge.calibration.fit_calibration`; each lands in its folder's judge card
+   (``judge_config.json``; the final one through the export, ``save_servable(calibration=)``)
+   with the validation metrics, and in the log (``calibration`` rows; their calibrated MAE is
+   in-sample, on the rows it was fitted on).
 """
 
 from __future__ import annotations
@@ -19,18 +25,19 @@ import math
 import os
 import random
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from judgeforge._extras import require
 from judgeforge.data.schema import DatasetInfo, PointwiseRecord
 from judgeforge.errors import ConfigError
 
-from ..result import TrainResult
 from ..config import TrainConfig
+from ..result import TrainResult
 from .callbacks import BestTracker, TrainLog, make_callbacks, stop_reason
 from .data import Dataset, balance, load_dataset
-from .evaluate import evaluate_rows
+from .evaluate import evaluate_rows, expected_scores
 from .export import fix_special_tokens, read_marker, save_servable
 from .plots import plot_curves
 from .rewards_trl import make_reward_function
@@ -247,7 +254,8 @@ class _Run:
         self.log.reset()  # rows of an SFT stage that was interrupted would be repeated
         model, tok = _load(base, cfg.model.dtype)
         run_sft(model, tok, self.ds.train, cfg, on_step=self.log.write)
-        save_servable(model, tok, path, self.meta("sft", steps=cfg.sft.steps, base=str(base)))
+        save_servable(model, tok, path, self.meta("sft", steps=cfg.sft.steps, base=str(base)),
+                      card=self.ds.card(str(base)))
         return path
 
     def grpo(self, model: Any, tok: Any, best: BestTracker | None) -> Any:
@@ -290,6 +298,54 @@ def _eval_once(run: _Run, model: Any, tok: Any, step: int,
     return {"step": step, **summary}
 
 
+def _calibrate(run: _Run, model: Any, tok: Any, folder: str) -> Any:
+    """The calibration of ``model`` fitted on the validation rows (None when it cannot be fitted:
+    a score that is not one token, or fewer than two distinct expected scores), logged."""
+    from judgeforge.calibration import fit_calibration
+    from judgeforge.metrics import compute_metrics
+
+    rows, scale = run.ds.val, run.ds.scale
+    labels = [r["label"] for r in rows]
+    try:
+        raw = expected_scores(model, tok, rows, scale, batch_size=run.cfg.cpu.eval_batch_size)
+        cal = fit_calibration(raw, labels, low=scale.min, high=scale.max)
+    except (ValueError, ConfigError) as exc:
+        log.warning("calibration of %s not fitted: %s", folder, exc)
+        run.log.write({"stage": "calibration", "folder": folder, "fitted": False,
+                       "reason": str(exc)})
+        return None
+    before = compute_metrics(raw, labels, scale, bootstrap=0)
+    after = compute_metrics([cal(x) for x in raw], labels, scale, bootstrap=0)
+    run.log.write({"stage": "calibration", "folder": folder, "fitted": True, "rows": cal.rows,
+                   "knots": len(cal.x), "val_mae_expected": before["mae"],
+                   "val_spearman_expected": before["spearman"],
+                   "val_mae_calibrated_in_sample": after["mae"]})
+    log.info("calibration of %s on %d validation rows: expected-score MAE %.3f -> %.3f "
+             "(in-sample)", folder, cal.rows, before["mae"], after["mae"])
+    return cal
+
+
+def _card_metrics(summary: dict[str, Any]) -> dict[str, Any]:
+    return {f"val_{k}": v for k, v in summary.items()
+            if k in ("mae", "exact_acc", "within1_acc", "spearman", "pearson", "qwk",
+                     "parse_rate", "n", "step")}
+
+
+def _attach_to_card(folder: Path, calibration: Any, metrics: dict[str, Any]) -> None:
+    """Put ``calibration`` and ``metrics`` in the judge card the export wrote into ``folder``
+    (``best/`` is saved during training, before its calibration can be fitted)."""
+    import dataclasses
+
+    from judgeforge.card import JudgeCard
+
+    card = JudgeCard.read(folder)
+    if card is None:
+        log.warning("%s has no judge card: its calibration is only in the training log", folder)
+        return
+    dataclasses.replace(card, calibration=calibration,
+                        metrics={**card.metrics, **metrics}).write(folder)
+
+
 def run_cpu(cfg: TrainConfig, *, train_records: Sequence[PointwiseRecord] | None = None,
             val_records: Sequence[PointwiseRecord] | None = None,
             info: DatasetInfo | None = None) -> TrainResult:
@@ -313,7 +369,8 @@ def run_cpu(cfg: TrainConfig, *, train_records: Sequence[PointwiseRecord] | None
         prior = (read_marker(best_path) or {}) if cfg.cpu.resume else {}
 
         def save_best(model: Any, summary: dict[str, Any]) -> None:
-            save_servable(model, tok, best_path, run.meta("best", **summary))
+            save_servable(model, tok, best_path, run.meta("best", **summary),
+                          card=ds.card(str(base)))
 
         best = BestTracker(save_best, prior.get("mae"), prior.get("step"))
 
@@ -329,10 +386,19 @@ def run_cpu(cfg: TrainConfig, *, train_records: Sequence[PointwiseRecord] | None
     if stopped_by:
         log.warning("training ended by a safety stop: %s", stopped_by)
     metrics["final"] = {"step": steps, **final, "stopped_by": stopped_by}
+    final_cal = _calibrate(run, model, tok, "final")
+    metrics["final"]["calibrated"] = final_cal is not None
     final_path = save_servable(model, tok, run.out / "final", run.meta("final", step=steps,
-                                                                        **final))
+                                                                        **final),
+                               card=ds.card(str(base)), calibration=final_cal,
+                               metrics=_card_metrics(metrics["final"]))
     if best and best.best_step is not None:
         metrics["best"] = read_marker(best_path) or {"step": best.best_step}
+        best_model, best_tok = _load(best_path, cfg.model.dtype)
+        best_cal = _calibrate(run, best_model, best_tok, "best")
+        del best_model
+        _attach_to_card(best_path, best_cal, _card_metrics(metrics["best"]))
+        metrics["best"]["calibrated"] = best_cal is not None
     curves = plot_curves(run.log.read_all(), run.out / "curves.png")
     minutes = (time.monotonic() - t0) / 60
     log.info("cpu backend done in %.1f min: final %s", minutes, final)
