@@ -12,7 +12,6 @@ import socket
 import struct
 import threading
 from collections.abc import AsyncIterator, Iterator
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -24,7 +23,7 @@ from judgeforge.graders.serving.settings import ServiceSettings
 from judgeforge.models.mock import ScriptedChatModel
 from judgeforge.models.openai_chat import OpenAIChatModel
 from tests.service_support import ThreadedUvicorn
-from tests.test_openai_chat_retries import Stub, _completion, _err, _handler
+from tests.test_openai_chat_retries import Stub, _completion, _err, stub  # noqa: F401
 
 KEY = "test-key-123"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -47,7 +46,7 @@ async def small_client() -> AsyncIterator[httpx.AsyncClient]:
             yield c
 
 
-# -- auth on every route -----------------------------------------------------------------------------
+# -- auth on every route --------------------------------------------------------------------------
 def _routes() -> list[tuple[str, str]]:
     app = create_app(ServiceSettings(api_key=KEY), _scripted())
     out = [(method, route.path) for route in app.routes
@@ -82,7 +81,7 @@ async def test_bearer_scheme_is_case_insensitive(small_client: httpx.AsyncClient
     assert resp.status_code == 200
 
 
-# -- limits (moved from the vLLM tier: nothing here reaches a model) ---------------------------------
+# -- limits (moved from the vLLM tier: nothing here reaches a model) ------------------------------
 async def test_body_over_max_body_bytes_is_413_naming_the_limit(
         small_client: httpx.AsyncClient) -> None:
     resp = await small_client.post("/v1/score", json={"query": "q", "response": "x" * 5000})
@@ -166,7 +165,7 @@ async def test_empty_batch_is_422(small_client: httpx.AsyncClient) -> None:
     assert resp.status_code == 422 and "body.items" in resp.json()["message"]
 
 
-# -- injection and the neutraliser through the endpoint ---------------------------------------------
+# -- injection and the neutraliser through the endpoint -------------------------------------------
 async def test_echoed_dimension_tags_are_no_score_over_the_endpoint() -> None:
     settings = ServiceSettings(graders=("helpfulness", "correctness"), default_mode="sample")
     app = create_app(settings, ScriptedChatModel.echo())
@@ -194,22 +193,7 @@ async def test_lt_and_spaces_response_is_graded_and_healthz_answers() -> None:
             assert (await c.get("/healthz")).status_code == 200
 
 
-# -- bad upstream: 502 ----------------------------------------------------------------------------------
-@pytest.fixture
-def stub() -> Iterator[Stub]:
-    s = Stub()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(s))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    s.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    try:
-        yield s
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
+# -- bad upstream: 502 ----------------------------------------------------------------------------
 def _model_at(url: str, **kw: Any) -> OpenAIChatModel:
     opts: dict[str, Any] = {"model": "judge", "base_url": url, "server_kind": "vllm",
                             "timeout": 5.0, "max_retries": 1, "retry_initial_wait": 0.05,
@@ -235,7 +219,8 @@ def _nan_logprobs() -> dict[str, Any]:
                 "choices": [{"index": 0, "finish_reason": "stop", "message": None}]}),
     ("expected", "nan"),
 ])
-async def test_stub_malformed_upstream_replies_are_502(stub: Stub, mode: str, body: Any) -> None:
+async def test_stub_malformed_upstream_replies_are_502(stub: Stub, mode: str,  # noqa: F811
+                                                       body: Any) -> None:
     stub.default = {"status": 200, "body": _nan_logprobs() if body == "nan" else body}
     app = create_app(ServiceSettings(health_cache_s=0.0), _model_at(stub.url), own_model=True)
     async with app.router.lifespan_context(app):
@@ -246,7 +231,7 @@ async def test_stub_malformed_upstream_replies_are_502(stub: Stub, mode: str, bo
     assert resp.json()["error_type"] == "ModelResponseError"
 
 
-def test_stub_server_500s_are_reported_as_500s_not_timeouts(stub: Stub) -> None:
+def test_stub_server_500s_are_reported_as_500s_not_timeouts(stub: Stub) -> None:  # noqa: F811
     stub.default = _err(500, "engine crashed")
     model = _model_at(stub.url, max_retries=10, retry_initial_wait=0.5, retry_max_wait=5.0)
     settings = ServiceSettings(request_timeout_s=3.0, health_cache_s=0.0, default_mode="sample")
@@ -297,7 +282,7 @@ def test_stub_connection_resets_are_reported_as_connection_errors(
     assert resp.json()["error_type"] == "ModelConnectionError", resp.text
 
 
-# -- connections: read timeout, idle timeout, cap -----------------------------------------------------
+# -- connections: read timeout, idle timeout, cap -------------------------------------------------
 def _serve(settings: ServiceSettings) -> ThreadedUvicorn:
     return ThreadedUvicorn(create_app(settings, _scripted()), **uvicorn_options(settings))
 
