@@ -142,7 +142,8 @@ async def run_grade(args: argparse.Namespace) -> int:
         runner = GradingRunner({column_name: GraderConfig(grader, mapper)},
                                max_concurrency=args.concurrency,
                                show_progress=not args.no_progress, output=args.output,
-                               retry_errors=not args.no_retry_errors)
+                               retry_errors=not args.no_retry_errors,
+                               on_stale="refuse" if args.refuse_stale else "regrade")
         results = await runner.arun(rows)
     column = results[column_name]
     if args.output is None:
@@ -218,6 +219,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-retry-errors", action="store_true",
                    help="on rerun, keep stored transport errors instead of grading those rows "
                         "again (parse failures are always kept)")
+    p.add_argument("--refuse-stale", action="store_true",
+                   help="stop with an error when --output holds results made from other row "
+                        "text or another grading configuration (default: grade those rows "
+                        "again)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--strict", action="store_true",
                    help="exit with status 1 if any row has no score")
