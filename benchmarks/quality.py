@@ -201,11 +201,11 @@ async def arun_quality(
     if concurrency < 1:
         raise ConfigError("--concurrency must be >= 1")
     data_path = Path(data)
-    specs = [m if isinstance(m, JudgeSpec) else None for m in models]
+    slots = [m if isinstance(m, JudgeSpec) else None for m in models]
     texts = [m for m in models if not isinstance(m, JudgeSpec)]
     parsed = iter(parse_judge_specs(texts, model_name=model_name,
                                     server_options=server_options) if texts else [])
-    specs = [s if s is not None else next(parsed) for s in specs]
+    specs: list[JudgeSpec] = [s if s is not None else next(parsed) for s in slots]
     if not specs:
         raise ConfigError("give at least one --model")
     if len({s.label for s in specs}) != len(specs):
