@@ -226,4 +226,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--strict", action="store_true",
                    help="exit with status 1 if any row has no score")
-    p.set_defaults(func=lambda a: asyncio.run(run_grade(a)))
+    from judgeforge.graders.distributed.cli import add_ray_arguments, run_grade_ray
+
+    add_ray_arguments(p)
+    p.set_defaults(func=lambda a: run_grade_ray(a) if a.engine == "ray"
+                   else asyncio.run(run_grade(a)))
