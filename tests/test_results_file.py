@@ -23,6 +23,7 @@ from judgeforge.graders.results import GraderScore
 from judgeforge.graders.runner import Checkpoint, GradingRunner, row_key, row_keys
 from judgeforge.graders.runner.checkpoint import content_fingerprint, grader_fingerprint
 from judgeforge.models.mock import ScriptedChatModel
+from tests.test_openai_chat_retries import stub  # noqa: F401  (fixture)
 
 
 class EchoLen(BaseGrader):
@@ -244,3 +245,19 @@ def test_stub_disk_full_on_compaction_leaves_no_temp_file(tmp_path, monkeypatch)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["res.jsonl"]
 
+
+
+def test_stub_grade_cli_refuse_stale_names_the_change(tmp_path, stub, capsys):  # noqa: F811
+    """``judgeforge grade`` against a stub OpenAI-compatible server, rerun with another scale."""
+    from judgeforge.cli.main import main
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in _rows(3)))
+    out = tmp_path / "res.jsonl"
+    base = ["grade", "--data", str(data), "--model", stub.url, "--model-name", "stub-model",
+            "--mode", "sample", "--output", str(out), "--no-progress"]
+    assert main(base) == 0 and len(_lines(out)) == 3
+    assert main([*base, "--scale", "1-5", "--refuse-stale"]) == 1
+    assert "grading configuration changed" in capsys.readouterr().err
+    assert main([*base, "--scale", "1-5"]) == 0
+    assert "3 stale result(s) regraded" in capsys.readouterr().err
