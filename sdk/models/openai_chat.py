@@ -88,9 +88,12 @@ class OpenAIChatModel(ChatModel):
     """An async chat model over ``openai.AsyncOpenAI`` with retries, limits and managed vLLM.
 
     Args:
-        model: served model name for a remote server; a folder path for a local checkpoint; None
-            for the default model (prepared and served locally), or, with ``base_url``, the
-            server's first listed model.
+        model: without ``base_url``, a model string read by
+            :func:`judgeforge.models.spec.parse_model_spec` like every command's ``--model``
+            (a folder: a local checkpoint; ``"default"`` or None: the default model, prepared
+            and served locally; an ``http(s)://`` URL: that server's first model; ``NAME=...``
+            labels it) or else a model name on api.openai.com; with ``base_url``, the served
+            model name (None: the server's first listed model).
         base_url: an OpenAI-compatible ``.../v1`` URL. None: a managed server (local) or
             api.openai.com.
         api_key: optional for local/self-hosted servers (``OPENAI_API_KEY`` or ``"EMPTY"``).
