@@ -399,5 +399,6 @@ def test_grade_command_is_registered_with_help_for_every_option() -> None:
     for action in grade._actions:
         assert action.help, action.dest
     args = grade.parse_args(["--data", "x.jsonl", "--mode", "expected", "--constrained"])
+    # --grader unset: the judge card's grader, else helpfulness (decided when the model is known)
     assert (args.mode, args.constrained, args.grader, args.concurrency) == \
-        ("expected", True, "helpfulness", 8)
+        ("expected", True, None, 8)
