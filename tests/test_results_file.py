@@ -185,8 +185,13 @@ def test_nan_scores_are_never_written(tmp_path):
     out = _run(NaNGrader("n"), _rows(2), path)["g"]
     assert all(r.metadata["error_type"] == "DataError" for r in out)
     assert "NaN" not in path.read_text() and len(_lines(path)) == 2
-    with Checkpoint(tmp_path / "b.jsonl") as ck, pytest.raises(ValueError):
-        ck.append("k", "g", 0, {"name": "n", "score": float("nan")})
+    with Checkpoint(tmp_path / "b.jsonl") as ck:
+        ck.append("k", "g", 0, {"name": "n", "score": 1.0, "metadata": {"x": float("inf")}})
+        ck.append("k2", "g", 1, {"name": "n", "score": float("nan")})
+    assert "NaN" not in (tmp_path / "b.jsonl").read_text()
+    with Checkpoint(tmp_path / "b.jsonl") as ck:  # the NaN score line is unusable: regraded
+        assert set(ck.entries) == {("k", "g")} and ck.bad_lines == 1
+        assert ck.entries[("k", "g")].result["metadata"] == {"x": None}
 
 
 # -- case 9: disk full -----------------------------------------------------------------------------

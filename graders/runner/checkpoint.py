@@ -40,6 +40,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import threading
 from collections import Counter
@@ -148,6 +149,17 @@ def check_result(result: Any) -> dict[str, Any]:
     return result
 
 
+def _without_non_finite(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by None (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _without_non_finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_non_finite(v) for v in value]
+    return value
+
+
 @dataclass
 class CheckpointEntry:
     """One stored result line."""
@@ -168,8 +180,12 @@ class CheckpointEntry:
     def line(self) -> bytes:
         data = {"key": self.key, "grader": self.grader, "index": self.index,
                 "row_fp": self.row_fp, "config_fp": self.config_fp, "result": self.result}
-        return (json.dumps(data, ensure_ascii=False, default=str, allow_nan=False)
-                + "\n").encode("utf-8", "surrogatepass")
+        try:
+            text = json.dumps(data, ensure_ascii=False, default=str, allow_nan=False)
+        except ValueError:  # a NaN in metadata (the score itself is checked by the runner)
+            data["result"] = _without_non_finite(self.result)
+            text = json.dumps(data, ensure_ascii=False, default=str, allow_nan=False)
+        return (text + "\n").encode("utf-8", "surrogatepass")
 
 
 class Checkpoint:
