@@ -79,12 +79,17 @@ def _suite(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)
     sets = [x.strip() for x in args.sets.split(",") if x.strip()] if args.sets else None
+    if not args.model and not args.report_only:
+        print("judgeforge bench suite: give at least one --model (or --report-only)",
+              file=sys.stderr)
+        return 2
     report = run_suite(
-        suite, args.model, out_dir=args.out, sets=sets, limit=args.limit, seed=args.seed,
+        suite, args.model or [], out_dir=args.out, sets=sets, limit=args.limit, seed=args.seed,
         mode=args.mode, concurrency=args.concurrency, bootstrap=args.bootstrap,
         max_tokens=args.max_tokens, vote_n=args.vote_n, model_name=args.model_name,
         server_options=_server_options(args), timeout=args.timeout,
-        show_progress=not args.no_progress, plots=not args.no_plots, overwrite=args.overwrite)
+        show_progress=not args.no_progress, plots=not args.no_plots, overwrite=args.overwrite,
+        report_only=args.report_only)
     for s in report["sets"]:
         print(f"\n## {s['name']}: {s['dimension']} ({s['scale'][0]}-{s['scale'][1]}), "
               f"{s['rows_graded']} of {s['rows_in_set']} rows")
@@ -184,8 +189,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="a shipped suite name (default, prometheus) or a suite YAML file")
     st.add_argument("--sets", default=None,
                     help="comma-separated set names to run (default: every set of the suite)")
-    st.add_argument("--model", action="append", required=True, metavar="[NAME=]URL|PATH|default",
-                    help=_MODEL_HELP + "; repeat to compare judges")
+    st.add_argument("--model", action="append", default=None, metavar="[NAME=]URL|PATH|default",
+                    help=_MODEL_HELP + "; repeat to compare judges (a judge already graded in "
+                         "--out is reused, a new label is graded alone)")
     st.add_argument("--model-name", default=None,
                     help="served model name for URL judges (default: the server's first model "
                          "in /v1/models)")
@@ -216,6 +222,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     st.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     st.add_argument("--overwrite", action="store_true",
                     help="discard results already in --out instead of resuming from them")
+    st.add_argument("--report-only", action="store_true",
+                    help="grade nothing: rebuild suite.json/md/png from the per-set reports "
+                         "already in --out (same --limit and --seed)")
     st.set_defaults(func=_suite)
 
     t = sub.add_parser(

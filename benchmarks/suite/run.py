@@ -68,8 +68,24 @@ def _check_set_settings(set_dir: Path, settings: Mapping[str, Any], overwrite: b
     path.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
 
 
+def _stored_report(set_dir: Path, settings: Mapping[str, Any], limit: int | None,
+                   seed: int) -> dict[str, Any]:
+    """The per-set quality report a previous run left, checked against this run's settings."""
+    path, stored = set_dir / "report.json", set_dir / SET_FILE
+    if not path.is_file() or not stored.is_file():
+        raise ConfigError(f"{set_dir}: no finished run to report on (run without --report-only)")
+    if json.loads(stored.read_text()) != json.loads(json.dumps(settings)):
+        raise ConfigError(f"{set_dir} holds results of a different set definition")
+    report: dict[str, Any] = json.loads(path.read_text())
+    if (report["data"].get("limit"), report["data"].get("seed")) != (limit, seed):
+        raise ConfigError(f"{set_dir} was graded with --limit {report['data'].get('limit')} "
+                          f"--seed {report['data'].get('seed')}, not {limit} / {seed}")
+    return report
+
+
 async def _run_set(s: SuiteSet, specs: Sequence[JudgeSpec], out: Path, *, limit: int | None,
-                   seed: int, overwrite: bool, quality_kw: Mapping[str, Any]) -> dict[str, Any]:
+                   seed: int, overwrite: bool, quality_kw: Mapping[str, Any],
+                   report_only: bool = False) -> dict[str, Any]:
     from judgeforge.benchmarks.quality import arun_quality, select_rows
     from judgeforge.data.io import write_records
     from judgeforge.prompt import PromptTemplate
@@ -81,10 +97,11 @@ async def _run_set(s: SuiteSet, specs: Sequence[JudgeSpec], out: Path, *, limit:
                               max_query_chars=s.max_query_chars,
                               max_response_chars=s.max_response_chars)
     set_dir = out / s.name
-    _check_set_settings(set_dir, {"set": s.describe(), "template": _template_settings(template)},
-                        overwrite)
+    settings = {"set": s.describe(), "template": _template_settings(template)}
     data_file = set_dir / "data.jsonl"
-    write_records(data_file, loaded.result.records, info)
+    if not report_only:
+        _check_set_settings(set_dir, settings, overwrite)
+        write_records(data_file, loaded.result.records, info)
 
     kw = dict(quality_kw)
     mode_note = None
@@ -96,9 +113,12 @@ async def _run_set(s: SuiteSet, specs: Sequence[JudgeSpec], out: Path, *, limit:
     graded_ids = {r.id for r in graded}
     rest = [r for r in loaded.result.records if dim in r.label and r.id not in graded_ids]
     train = rest or graded
-    report = await arun_quality(data_file, list(specs), out_dir=set_dir, dimension=dim,
-                                limit=limit, seed=seed, overwrite=overwrite, train_data=train,
-                                template=template, **kw)
+    if report_only:
+        report = _stored_report(set_dir, settings, limit, seed)
+    else:
+        report = await arun_quality(data_file, list(specs), out_dir=set_dir, dimension=dim,
+                                    limit=limit, seed=seed, overwrite=overwrite,
+                                    train_data=train, template=template, **kw)
     labels = report["data"]["label_counts"]
     return {
         "name": s.name, "converter": s.converter, "description": s.description,
@@ -110,8 +130,8 @@ async def _run_set(s: SuiteSet, specs: Sequence[JudgeSpec], out: Path, *, limit:
         "label_counts": labels,
         "baseline_fit": (f"{len(rest)} rows of the set not graded here" if rest else
                          "in-sample: every row is graded (flatters the baselines)"),
-        "judges": [{"label": j["label"], "target": j.get("target"), **summary_metrics(j["metrics"])}
-                   for j in report["judges"]],
+        "judges": [{"label": j["label"], "kind": j.get("kind"), "target": j.get("target"),
+                    **summary_metrics(j["metrics"])} for j in report["judges"]],
         "baselines": [{"label": b["label"], "target": b.get("target"),
                        **summary_metrics(b["metrics"])} for b in report.get("baselines") or []],
         "anchors": set_anchors(s),
@@ -119,6 +139,24 @@ async def _run_set(s: SuiteSet, specs: Sequence[JudgeSpec], out: Path, *, limit:
         "report": f"{s.name}/report.json", "rows_file": f"{s.name}/rows.jsonl",
         "data_file": f"{s.name}/data.jsonl",
     }
+
+
+def _with_earlier_sets(out: Path, suite: Suite, results: list[dict[str, Any]],
+                       settings: Mapping[str, Any],
+                       judges: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``results`` plus the entries of the suite's other sets from an earlier ``suite.json``
+    of the same suite, settings and judges (a run of a few sets does not drop the others)."""
+    path = out / "suite.json"
+    if not path.is_file() or len(results) == len(suite.sets):
+        return results
+    old = json.loads(path.read_text())
+    if (old.get("suite", {}).get("name") != suite.name or old.get("settings") != settings
+            or old.get("judges") != json.loads(json.dumps(list(judges)))):
+        return results
+    now = {e["name"]: e for e in results}
+    before = {e["name"]: e for e in old.get("sets", [])}
+    return [now.get(s.name) or before[s.name] for s in suite.sets
+            if s.name in now or s.name in before]
 
 
 async def arun_suite(
@@ -138,24 +176,28 @@ async def arun_suite(
     show_progress: bool = True,
     plots: bool = True,
     overwrite: bool = False,
+    report_only: bool = False,
     **quality_kw: Any,
 ) -> dict[str, Any]:
     """Grade ``models`` over ``suite`` (a shipped name, a YAML path or a :class:`Suite`).
 
-    ``sets`` restricts the run to those set names; ``limit`` grades a seeded random sample of
-    that many rows per set. Other keywords go to ``arun_quality`` (e.g. ``constrained``,
-    ``max_tokens``). Returns the suite report (also written to ``<out_dir>/suite.json``).
+    ``sets`` restricts the run to those set names (the other sets' entries of an earlier
+    ``suite.json`` with the same settings are kept); ``limit`` grades a seeded random sample of
+    that many rows per set. ``report_only`` grades nothing: it rebuilds the suite report from
+    the per-set reports already in ``out_dir`` (``models`` may then be empty). Other keywords go
+    to ``arun_quality`` (e.g. ``constrained``, ``max_tokens``). Returns the suite report (also
+    written to ``<out_dir>/suite.json``).
     """
     from judgeforge.benchmarks.suite import report as report_mod
 
     started = time.perf_counter()
-    spec = suite if isinstance(suite, Suite) else load_suite(suite)
-    spec = spec.select(list(sets) if sets else None)
+    spec_all = suite if isinstance(suite, Suite) else load_suite(suite)
+    spec = spec_all.select(list(sets) if sets else None)
     judges = [m for m in models if isinstance(m, JudgeSpec)] + (
         parse_judge_specs([m for m in models if not isinstance(m, JudgeSpec)],
                           model_name=model_name, server_options=server_options)
         if any(not isinstance(m, JudgeSpec) for m in models) else [])
-    if not judges:
+    if not judges and not report_only:
         raise ConfigError("give at least one --model")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -164,22 +206,31 @@ async def arun_suite(
     results = []
     async with contextlib.AsyncExitStack() as stack:
         for j in judges:  # one managed server per local judge for the whole suite
-            if j.kind != "url":
+            if j.kind != "url" and not report_only:
                 await stack.enter_async_context(open_judge(j, timeout=timeout))
         for s in spec.sets:
             t0 = time.perf_counter()
             entry = await _run_set(s, judges, out, limit=limit, seed=seed, overwrite=overwrite,
-                                   quality_kw=kw)
+                                   quality_kw=kw, report_only=report_only)
             entry["wall_s"] = round(time.perf_counter() - t0, 1)
             results.append(entry)
+    if report_only or not judges:
+        described = {j["label"]: {"label": j["label"], "kind": j.get("kind"),
+                                  "target": j.get("target")}
+                     for e in results for j in e["judges"]}
+        judge_list = list(described.values())
+    else:
+        judge_list = [j.describe() for j in judges]
+    settings = {"limit": limit, "seed": seed, "mode": mode, "bootstrap": bootstrap,
+                "concurrency": concurrency}
+    results = _with_earlier_sets(out, spec_all, results, settings, judge_list)
     report: dict[str, Any] = {
         "kind": "judgeforge.bench.suite", "version": SUITE_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "suite": {"name": spec.name, "path": str(spec.path), "description": spec.description,
                   "headline_anchors": list(spec.headline_anchors)},
-        "judges": [j.describe() for j in judges],
-        "settings": {"limit": limit, "seed": seed, "mode": mode, "bootstrap": bootstrap,
-                     "concurrency": concurrency},
+        "judges": judge_list,
+        "settings": settings,
         "notes": [
             "judges and baselines: on the graded rows against the rounded human label; "
             "failures count as the worst error in MAE; correlations use parsed rows; "
