@@ -54,9 +54,9 @@ class JudgeSpec:
 
     def card(self) -> Any:
         """The folder's :class:`~judgeforge.card.JudgeCard` (None: not a folder, or no card)."""
-        from judgeforge.card import JudgeCard
+        from judgeforge.models.spec import ModelSpec
 
-        return JudgeCard.read(self.target) if self.kind == "path" else None
+        return ModelSpec("path", self.target).card() if self.kind == "path" else None
 
     def template(self, dimension: str, scale: Scale) -> Any:
         """The prompt to grade ``dimension`` with: the card's when the judge has one (its

@@ -20,8 +20,9 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from judgeforge.data.schema import Scale
 from judgeforge.errors import ConfigError, DataError
@@ -120,8 +121,6 @@ def _build_grader(args: argparse.Namespace, model: Any, card: JudgeCard | None) 
 async def run_grade(args: argparse.Namespace) -> int:
     """The command's body (async): build model, grader and runner; grade; report."""
     from judgeforge.graders.runner import GraderConfig, GradingRunner
-
-    from judgeforge.card import JudgeCard
     from judgeforge.models.spec import parse_model_spec
 
     if isinstance(args.model, list):  # repeated --model: replicas, for --engine ray only
@@ -129,7 +128,7 @@ async def run_grade(args: argparse.Namespace) -> int:
             raise ConfigError("several --model URLs need --engine ray")
         args.model = args.model[0]
     spec = parse_model_spec(args.model)
-    card = JudgeCard.read(spec.target) if spec.kind == "path" else None
+    card = spec.card()
     rows, mapper = read_rows(args.data, args.limit)
     model = _build_model(args, spec)
     async with model:

@@ -190,17 +190,20 @@ class LLMGrader(BaseGrader):
         ``model`` defaults to a managed vLLM server for ``folder``
         (``OpenAIChatModel(model=folder, is_local=True)``, started on first use; close it with
         ``await grader.model.aclose()`` or ``async with grader.model``); pass an
-        :class:`~judgeforge.models.openai_chat.OpenAIChatModel` to use a running server. A
-        folder without a card gets today's default grader (helpfulness, 0-4). ``overrides``:
+        :class:`~judgeforge.models.openai_chat.OpenAIChatModel` to use a running server. A verl
+        checkpoint is merged first (its merged folder holds the card). A folder without a card
+        gets today's default grader (helpfulness, 0-4). ``overrides``:
         see :meth:`from_card`.
         """
         from judgeforge.card import JudgeCard
+        from judgeforge.models.resolve import resolve_model_path
 
-        card = JudgeCard.read(os.fspath(folder))
+        path = resolve_model_path(folder)  # a verl checkpoint: its merged folder
+        card = JudgeCard.read(path)
         if model is None:
             from judgeforge.models.openai_chat import OpenAIChatModel
 
-            model = OpenAIChatModel(model=os.fspath(folder), is_local=True)
+            model = OpenAIChatModel(model=os.fspath(path), is_local=True)
         if card is None:
             log.warning("%s has no judge card (judge_config.json): grading with the default "
                         "prompt", folder)

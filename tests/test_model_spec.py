@@ -79,3 +79,16 @@ def test_every_surface_reads_a_string_the_same_way(tmp_path: Path) -> None:
     args = parser.parse_args(["grade", "--data", "x.jsonl", "--model", "http://127.0.0.1:9"])
     model = cli_grade._build_model(args, parse_model_spec("http://127.0.0.1:9"))
     assert model.base_url == url_model.base_url
+
+
+def test_a_folder_spec_brings_its_judge_card(tmp_path: Path) -> None:
+    from judgeforge.card import JudgeCard
+    from judgeforge.data.schema import Scale
+    from judgeforge.prompt import PromptTemplate
+
+    folder = _folder(tmp_path)
+    assert parse_model_spec(str(folder)).card() is None
+    JudgeCard.from_template(PromptTemplate({"quality": Scale(min=1, max=5)})).write(folder)
+    card = parse_model_spec(f"mine={folder}").card()
+    assert card is not None and list(card.dimensions) == ["quality"]
+    assert parse_model_spec("http://h:1").card() is None and parse_model_spec(None).card() is None

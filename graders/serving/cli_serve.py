@@ -78,12 +78,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     require("fastapi", "api")
     require("uvicorn", "api")
-    from judgeforge.card import JudgeCard
     from judgeforge.graders.serving.server import run
     from judgeforge.models.spec import parse_model_spec
 
-    spec = parse_model_spec(args.target, what="the served model")
-    card = JudgeCard.read(spec.target) if spec.kind == "path" else None
+    card = parse_model_spec(args.target, what="the served model").card()
     settings = settings_from_args(args, card)
     vllm: dict[str, Any] = {k: v for k, v in (
         ("max_model_len", args.max_model_len), ("kv_cache_gib", args.kv_cache_gib),

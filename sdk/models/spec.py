@@ -22,10 +22,13 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlparse, urlunparse
 
 from judgeforge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from judgeforge.card import JudgeCard
 
 __all__ = ["ModelSpec", "SpecKind", "parse_model_spec", "normalise_url", "is_url"]
 
@@ -49,6 +52,17 @@ class ModelSpec:
     def path(self) -> Path | None:
         """The folder of a ``path`` spec (None for the others)."""
         return Path(self.target) if self.kind == "path" else None
+
+    def card(self) -> JudgeCard | None:
+        """The judge card of a ``path`` spec's servable folder (a verl checkpoint is resolved,
+        i.e. merged, first: its merged folder holds the card); None for the other kinds or a
+        folder without a card."""
+        from judgeforge.card import JudgeCard
+        from judgeforge.models.resolve import resolve_model_path
+
+        if self.kind != "path":
+            return None
+        return JudgeCard.read(resolve_model_path(self.target))
 
     @property
     def display(self) -> str:
