@@ -174,7 +174,7 @@ def baseline_lines(report: Mapping[str, Any]) -> list[str]:
     lines: list[str] = []
     note = report.get("baselines_note")
     if note:
-        lines += [f"Baselines: {note}."]
+        lines += [f"{note[:1].upper()}{note[1:]}."]
     for b in report.get("baselines") or []:
         lines.append(f"- `{b['label']}`: {b.get('target')}")
     found = report.get("verdicts") or []

@@ -131,19 +131,19 @@ def test_report_markdown_and_plots_show_baselines(split: Any, tmp_path: Path) ->
         "judges": [{"label": "trained", "target": "x",
                     "metrics": compute_metrics(judge, labels, SCALE, bootstrap=50)}],
         "baselines": baseline_entries(fitted, test, "quality", SCALE, bootstrap=50),
-        "baselines_note": "fitted on the training split",
+        "baselines_note": "baselines fitted on the training split",
         "verdicts": [v.to_dict() for v in verdicts(labels, SCALE, {"trained": judge}, base,
                                                    bootstrap=50)],
     }
     assert "| metric | baseline: constant | baseline: length | trained |" in quality_table(report)
     md = quality_markdown(report)
     assert "`trained` does NOT beat the constant baseline on MAE" in md
-    assert "Baselines: fitted on the training split." in md
+    assert "Baselines fitted on the training split." in md
     names = quality_plots(report, tmp_path)
     assert "confusion_baseline_length.png" in names and (tmp_path / "distribution.png").is_file()
     bare = quality_markdown({**report, "baselines": [], "verdicts": [],
                              "baselines_note": "baselines were not fitted (no training data)"})
-    assert "baselines were not fitted" in bare and "does NOT beat" not in bare
+    assert "Baselines were not fitted" in bare and "does NOT beat" not in bare
 
 
 def test_length_reads_the_untrimmed_length_when_kept() -> None:

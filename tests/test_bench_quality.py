@@ -125,7 +125,7 @@ def test_cli_two_judges_expected_mode_metrics_plots_and_resume(vllm_server: Any,
             "--out", str(out), "--no-progress"]
     run = _cli(args, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "baselines were not fitted" in run.stdout  # no --train-data: said, not hidden
+    assert "Baselines were not fitted" in run.stdout  # no --train-data: said, not hidden
 
     report = json.loads((out / "report.json").read_text())
     assert report["mode"] == "expected" and report["constrained"] is False
