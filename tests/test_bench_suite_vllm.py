@@ -123,3 +123,14 @@ def test_suite_end_to_end_numbers_recomputed_and_resumed(vllm_server: Any,
         assert timings["graded_now"] == 0 and timings["reused"] == 4, s["name"]
     assert [s["judges"] for s in json.loads((out / "suite.json").read_text())["sets"]] == \
         [s["judges"] for s in report["sets"]]
+
+    # --report-only on one set grades nothing and keeps the other sets' entries
+    only = _cli(["--report-only", "--sets", "lamp-r", "--limit", "4", "--bootstrap", "100",
+                 "--out", str(out)], tmp_path)
+    assert only.returncode == 0, only.stderr[-3000:]
+    rebuilt = json.loads((out / "suite.json").read_text())
+    assert [s["name"] for s in rebuilt["sets"]] == SETS.split(",")
+    assert [s["judges"] for s in rebuilt["sets"]] == [s["judges"] for s in report["sets"]]
+    wrong = _cli(["--report-only", "--sets", "lamp-r", "--limit", "5", "--out", str(out)],
+                 tmp_path)
+    assert wrong.returncode != 0 and "graded with --limit 4" in wrong.stderr

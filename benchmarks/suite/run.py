@@ -150,8 +150,9 @@ def _with_earlier_sets(out: Path, suite: Suite, results: list[dict[str, Any]],
     if not path.is_file() or len(results) == len(suite.sets):
         return results
     old = json.loads(path.read_text())
+    labels = [j.get("label") for j in judges]
     if (old.get("suite", {}).get("name") != suite.name or old.get("settings") != settings
-            or old.get("judges") != json.loads(json.dumps(list(judges)))):
+            or [j.get("label") for j in old.get("judges", [])] != labels):
         return results
     now = {e["name"]: e for e in results}
     before = {e["name"]: e for e in old.get("sets", [])}
