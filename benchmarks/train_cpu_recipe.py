@@ -39,7 +39,9 @@ def run_variant(out: Path, args: argparse.Namespace, overrides: Sequence[str]) -
     """Train and evaluate one variant in a subprocess (skipped when ``--report-only`` and its
     ``recipe.json`` exists); returns that report."""
     report = out / "recipe.json"
-    if not (args.report_only and report.exists()):
+    if args.report_only and not report.exists():
+        raise SystemExit(f"--report-only: {report} does not exist (train it first)")
+    if not args.report_only:
         cmd = [sys.executable, "-m", "judgeforge.train.recipe", "--out", str(out),
                "--config", args.config, "--seed", str(args.seed),
                "--test-rows", str(args.test_rows), "--val-rows", str(args.val_rows),
@@ -119,7 +121,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "(its outputs go to <out>/<NAME with spaces as ->)")
     p.add_argument("--skip-base", action="store_true", help="do not evaluate the base model")
     p.add_argument("--report-only", action="store_true",
-                   help="do not train where a variant's recipe.json exists; re-read it")
+                   help="train nothing: re-read every variant's recipe.json")
     return p.parse_args(argv)
 
 
@@ -154,8 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if mname.startswith("base"):
                 continue
             for readout in ("sample", "expected+cal"):
-                label = f"{vname + ': ' if vname else ''}{mname} [{readout}]"
-                judges[label] = res["predictions"][readout]
+                preds = (res.get("predictions") or {}).get(readout)
+                if preds is not None:
+                    judges[f"{vname + ': ' if vname else ''}{mname} [{readout}]"] = preds
     lines = verdicts(labels, scale, judges, {e["label"]: p for e, p in zip(
         entries, [b.predict_all(test) for b in baselines])}, bootstrap=args.bootstrap)
     head = (f"Prometheus MT-Bench+Vicuna split by question: {first['rows_train']} train / "
