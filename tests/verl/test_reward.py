@@ -31,7 +31,8 @@ RESPONSES = [
 
 @pytest.fixture(scope="module")
 def setup(compose: Callable[[list[str]], Any], model_dir: Path, tokenizer: Any,
-          mt_bench_parquet: Path) -> tuple[Any, Any, list[dict[str, Any]]]:
+          mt_bench_parquet: Path,
+          tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, list[dict[str, Any]]]:
     """(verl config, DataProto of 8 real prompts + tokenised responses, the dataset rows)."""
     from verl.trainer.ppo.utils import create_rl_dataset
     from verl.utils.dataset.rl_dataset import collate_fn
@@ -39,7 +40,9 @@ def setup(compose: Callable[[list[str]], Any], model_dir: Path, tokenizer: Any,
     from verl import DataProto
 
     cfg = TrainConfig.for_gpu().with_overrides([f"data.train_files=[{mt_bench_parquet}]"])
-    vc = compose(build_overrides(cfg, model_path=str(model_dir), experiment_name="t"))
+    out = str(tmp_path_factory.mktemp("run"))  # the training dataset writes the judge card there
+    vc = compose(build_overrides(cfg, model_path=str(model_dir), experiment_name="t",
+                                 output_dir=out))
     ds = create_rl_dataset(vc.data.train_files, vc.data, tokenizer, None)
     rows = [ds[i] for i in range(len(RESPONSES))]
     batch = collate_fn(copy.deepcopy(rows))
