@@ -18,7 +18,7 @@ from judgeforge.data.validate import RawRow, RowError, coerce_score, format_erro
 from judgeforge.errors import ConfigError, DataError
 
 __all__ = ["Converted", "RowProblem", "convert_rows", "finish_conversion", "merge_results",
-           "scores_in_scale", "source_rows"]
+           "row_object", "scores_in_scale", "source_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -132,3 +132,12 @@ def scores_in_scale(values: Any, field: str, scale: Scale) -> list[int]:
             raise RowProblem(f"{field}[{i}]", f"{score} is outside the scale {scale}")
         scores.append(score)
     return scores
+
+
+def row_object(raw: RawRow) -> Mapping[str, Any]:
+    """The raw row's JSON object; RowProblem for a row that could not be read or is no object."""
+    if raw.error is not None:
+        raise RowProblem(None, raw.error)
+    if not isinstance(raw.data, Mapping):
+        raise RowProblem(None, f"expected an object, got {type(raw.data).__name__}")
+    return raw.data

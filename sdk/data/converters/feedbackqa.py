@@ -22,7 +22,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from judgeforge.data.converters.base import RowProblem, convert_rows, source_rows
+from judgeforge.data.converters.base import RowProblem, convert_rows, row_object, source_rows
 from judgeforge.data.converters.prometheus import round_half_up
 from judgeforge.data.converters.sources import plain_name
 from judgeforge.data.io import LoadResult
@@ -78,11 +78,7 @@ def _ratings(row: Mapping[str, Any]) -> tuple[list[str], list[int], list[str]]:
 
 
 def _convert_row(raw: RawRow, dimension: str, data_source: str, domain: str) -> dict[str, Any]:
-    if raw.error is not None:
-        raise RowProblem(None, raw.error)
-    row = raw.data
-    if not isinstance(row, Mapping):
-        raise RowProblem(None, f"expected an object, got {type(row).__name__}")
+    row = row_object(raw)
     question = _text(row.get("question"), "question")
     passage = row.get("passage")
     reference = passage.get("reference") if isinstance(passage, Mapping) else None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from judgeforge.data.converters.base import RowProblem, convert_rows, finish_conversion
+from judgeforge.data.converters.base import RowProblem, convert_rows, finish_conversion, row_object
 from judgeforge.data.io import LoadResult, iter_raw_rows
 from judgeforge.data.keys import content_hash, unique_ids
 from judgeforge.data.schema import DEFAULT_SCALE, DatasetInfo
@@ -114,11 +114,7 @@ def _messages(row: Mapping[str, Any], mapping: ColumnMapping) -> list[Any]:
 
 def _convert_row(raw: RawRow, mapping: ColumnMapping, info: DatasetInfo,
                  default_source: str) -> dict[str, Any]:
-    if raw.error is not None:
-        raise RowProblem(None, raw.error)
-    row = raw.data
-    if not isinstance(row, Mapping):
-        raise RowProblem(None, f"expected an object, got {type(row).__name__}")
+    row = row_object(raw)
     messages = _messages(row, mapping)
     response = _text(row, mapping.response, "response")
     label = {}

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from judgeforge._extras import require
-from judgeforge.data.converters.base import RowProblem, convert_rows
+from judgeforge.data.converters.base import RowProblem, convert_rows, row_object
 from judgeforge.data.io import LoadResult, iter_raw_rows
 from judgeforge.data.keys import content_hash
 from judgeforge.data.schema import DatasetInfo, Scale
@@ -160,11 +160,7 @@ def _from_columns(row: Mapping[str, Any], dims: Sequence[str]
 
 
 def _convert_row(raw: RawRow, dims: Sequence[str], data_source: str) -> dict[str, Any]:
-    if raw.error is not None:
-        raise RowProblem(None, raw.error)
-    row = raw.data
-    if not isinstance(row, Mapping):
-        raise RowProblem(None, f"expected an object, got {type(row).__name__}")
+    row = row_object(raw)
     if "prompt" in row or "response" in row:
         messages, response, label = _from_columns(row, dims)
     elif "text" in row:

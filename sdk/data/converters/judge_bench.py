@@ -31,7 +31,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from judgeforge.data.converters.base import RowProblem, convert_rows, scores_in_scale
+from judgeforge.data.converters.base import RowProblem, convert_rows, row_object, scores_in_scale
 from judgeforge.data.converters.prometheus import round_half_up
 from judgeforge.data.converters.sources import load_source_json, plain_name
 from judgeforge.data.io import LoadResult
@@ -141,11 +141,7 @@ def _scores(entry: Any, metric: str, scale: Scale) -> list[int]:
 
 
 def _convert_row(raw: RawRow, metric: str, scale: Scale, data_source: str) -> dict[str, Any]:
-    if raw.error is not None:
-        raise RowProblem(None, raw.error)
-    row = raw.data
-    if not isinstance(row, Mapping):
-        raise RowProblem(None, f"expected an object, got {type(row).__name__}")
+    row = row_object(raw)
     text = row.get("instance")
     if not isinstance(text, str):
         raise RowProblem("instance", f"expected the instance text, got {type(text).__name__}")

@@ -24,7 +24,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from judgeforge.data.converters.base import Converted, RowProblem, convert_rows, source_rows
+from judgeforge.data.converters.base import (
+    Converted,
+    RowProblem,
+    convert_rows,
+    row_object,
+    source_rows,
+)
 from judgeforge.data.converters.sources import plain_name
 from judgeforge.data.io import LoadResult
 from judgeforge.data.schema import DatasetInfo, Scale
@@ -103,10 +109,7 @@ def _message(messages: list[Any], role: str, field: str) -> str:
 
 
 def _convert_row(raw: RawRow, dimension: str, data_source: str) -> dict[str, Any]:
-    if raw.error is not None:
-        raise RowProblem(None, raw.error)
-    row = raw.data
-    messages = row.get("messages") if isinstance(row, Mapping) else None
+    messages = row_object(raw).get("messages")
     if not isinstance(messages, list):
         raise RowProblem("messages", "expected a list of chat messages")
     user = _message(messages, "user", "messages")

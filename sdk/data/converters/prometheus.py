@@ -30,10 +30,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from judgeforge.data.converters.base import RowProblem, convert_rows
+from judgeforge.data.converters.base import RowProblem, convert_rows, row_object, scores_in_scale
 from judgeforge.data.io import LoadResult, iter_raw_rows
 from judgeforge.data.schema import DatasetInfo, Scale
-from judgeforge.data.validate import RawRow, coerce_score
+from judgeforge.data.validate import RawRow
 from judgeforge.errors import DataError
 
 __all__ = [
@@ -111,19 +111,7 @@ def _scores(value: Any) -> list[int]:
             value = json.loads(value)
         except ValueError:
             raise RowProblem("gpt4_score", f"{value[:40]!r} is not a JSON list") from None
-    if not isinstance(value, (list, tuple)) or not value:
-        raise RowProblem("gpt4_score", "expected a non-empty list of scores")
-    scores = []
-    for i, v in enumerate(value):
-        try:
-            score = coerce_score(v)
-        except ValueError as exc:
-            raise RowProblem(f"gpt4_score[{i}]", str(exc)) from None
-        if score not in PROMETHEUS_SCALE:
-            raise RowProblem(f"gpt4_score[{i}]",
-                             f"{score} is outside the scale {PROMETHEUS_SCALE}")
-        scores.append(score)
-    return scores
+    return scores_in_scale(value, "gpt4_score", PROMETHEUS_SCALE)
 
 
 def _feedback(value: Any, scores: list[int], label: int) -> str | None:
@@ -147,11 +135,7 @@ def _feedback(value: Any, scores: list[int], label: int) -> str | None:
 
 
 def _convert_row(raw: RawRow, dimension: str, data_source: str) -> dict[str, Any]:
-    if raw.error is not None:
-        raise RowProblem(None, raw.error)
-    row = raw.data
-    if not isinstance(row, Mapping):
-        raise RowProblem(None, f"expected an object, got {type(row).__name__}")
+    row = row_object(raw)
     text = row.get("instruction")
     if not isinstance(text, str):
         raise RowProblem("instruction", f"expected the prompt text, got {type(text).__name__}")
