@@ -184,7 +184,8 @@ async def arun_quality(
     many rows. ``train_data`` (a file or records: the split the judges were trained on) fits
     the constant and length baselines shown beside the judges; without it the report says that
     no baseline was fitted. ``template`` (a PromptTemplate for that one dimension, e.g. with a
-    per-set ``task``) replaces the default prompt; the caller keeps it stable across resumes.
+    per-set ``task``, or a mapping judge label -> PromptTemplate) replaces the judges' prompts;
+    the caller keeps it stable across resumes.
     Returns the report dict (also written to ``report.json``).
     """
     from judgeforge.benchmarks import report as report_mod
@@ -224,8 +225,10 @@ async def arun_quality(
     labels = [r.label[dim] for r in rows]
     sources = [r.data_source for r in rows]
     keys = row_keys(rows)
-    # each judge's prompt: ``template`` if given, else its judge card's (JudgeSpec.template)
-    templates = {s.label: template or s.template(dim, scale) for s in specs}
+    # each judge's prompt: ``template`` if given (one for all, or label -> template), else its
+    # judge card's (JudgeSpec.template)
+    given = dict(template) if isinstance(template, Mapping) else {s.label: template for s in specs}
+    templates = {s.label: given.get(s.label) or s.template(dim, scale) for s in specs}
     template = templates[specs[0].label]
 
     out = Path(out_dir)

@@ -146,3 +146,26 @@ def test_tables_show_judges_baselines_anchors_and_ceiling() -> None:
     assert "other (published)" in full and "human (leave-one-rater-out)" in full
     short = set_table(report, report["sets"][0], all_anchors=False)
     assert "other (published)" not in short and "gpt-4o (published)" in short
+
+
+def test_a_trained_judge_keeps_its_card_prompt_with_the_sets_dimension(tmp_path: Path) -> None:
+    from judgeforge.benchmarks.judges import JudgeSpec
+    from judgeforge.benchmarks.suite.run import _judge_template
+    from judgeforge.card import JudgeCard
+    from judgeforge.data.schema import Scale
+    from judgeforge.prompt import PromptTemplate
+
+    folder = tmp_path / "judge"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    trained = PromptTemplate({"quality": Scale(min=1, max=5)}, system_prompt="Be strict.",
+                             max_response_chars=400)
+    JudgeCard.from_template(trained).write(folder)
+    base = PromptTemplate({"relevance": Scale(min=1, max=5)}, task="Summaries.",
+                          max_query_chars=6000, max_response_chars=4000)
+    got = _judge_template(JudgeSpec("trained", str(folder), "path"), base)
+    assert dict(got.dimensions) == {"relevance": Scale(min=1, max=5)}
+    assert got.system_prompt == "Be strict." and got.task == "Summaries."
+    assert (got.max_query_chars, got.max_response_chars) == (6000, 400)
+    plain = JudgeSpec("url", "http://127.0.0.1:1/v1", "url")
+    assert _judge_template(plain, base) is base

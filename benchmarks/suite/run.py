@@ -68,6 +68,26 @@ def _check_set_settings(set_dir: Path, settings: Mapping[str, Any], overwrite: b
     path.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
 
 
+def _judge_template(spec: JudgeSpec, base: Any) -> Any:
+    """The set's prompt for one judge: a trained judge (a folder with a judge card) keeps its
+    card's prompt settings (system prompt, thinking, descriptions, ...) with the set's dimension,
+    scale and task; text limits are the tighter of the card's and the set's."""
+    import dataclasses
+
+    card = spec.card()
+    if card is None:
+        return base
+    trained = card.template()
+
+    def tighter(a: int | None, b: int | None) -> int | None:
+        return min(x for x in (a, b) if x is not None) if (a or b) else None
+
+    return dataclasses.replace(
+        trained, dimensions=dict(base.dimensions), task=base.task,
+        max_query_chars=tighter(trained.max_query_chars, base.max_query_chars),
+        max_response_chars=tighter(trained.max_response_chars, base.max_response_chars))
+
+
 def _stored_report(set_dir: Path, settings: Mapping[str, Any], limit: int | None,
                    seed: int) -> dict[str, Any]:
     """The per-set quality report a previous run left, checked against this run's settings."""
@@ -118,7 +138,9 @@ async def _run_set(s: SuiteSet, specs: Sequence[JudgeSpec], out: Path, *, limit:
     else:
         report = await arun_quality(data_file, list(specs), out_dir=set_dir, dimension=dim,
                                     limit=limit, seed=seed, overwrite=overwrite,
-                                    train_data=train, template=template, **kw)
+                                    train_data=train, template={
+                                        j.label: _judge_template(j, template) for j in specs},
+                                    **kw)
     labels = report["data"]["label_counts"]
     return {
         "name": s.name, "converter": s.converter, "description": s.description,
