@@ -20,30 +20,19 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from judgeforge.data.schema import Scale
 from judgeforge.errors import ConfigError, DataError
 from judgeforge.graders.results import is_score, to_dict
+from judgeforge.graders.runner.config import plain_mapper
 
 if TYPE_CHECKING:
     from judgeforge.card import JudgeCard
     from judgeforge.models.spec import ModelSpec
 
 __all__ = ["register", "read_rows", "plain_mapper", "run_grade"]
-
-
-def plain_mapper(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Keywords for a plain row: ``query``, ``response``, and ``rubric``/``reference`` if set."""
-    from judgeforge.graders.runner.config import resolve_path
-
-    kw = {"query": resolve_path(row, "query"), "response": resolve_path(row, "response")}
-    for name in ("rubric", "reference"):
-        if row.get(name) is not None:
-            kw[name] = row[name]
-    return kw
 
 
 def read_rows(path: str | Path, limit: int | None = None) -> tuple[list[dict[str, Any]], Any]:
@@ -227,6 +216,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="exit with status 1 if any row has no score")
     from judgeforge.graders.distributed.cli import add_ray_arguments, run_grade_ray
 
-    add_ray_arguments(p)
-    p.set_defaults(func=lambda a: run_grade_ray(a) if a.engine == "ray"
+    add_ray_arguments(p, positive=_positive)
+    p.set_defaults(func=lambda a: run_grade_ray(a, _build_grader) if a.engine == "ray"
                    else asyncio.run(run_grade(a)))

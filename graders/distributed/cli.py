@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from judgeforge.errors import ConfigError
@@ -21,10 +22,10 @@ from judgeforge.errors import ConfigError
 __all__ = ["add_ray_arguments", "run_grade_ray", "build_job"]
 
 
-def add_ray_arguments(p: argparse.ArgumentParser) -> None:
-    """The ``grade`` options that only ``--engine ray`` reads."""
-    from judgeforge.graders.cli_grade import _positive
-
+def add_ray_arguments(p: argparse.ArgumentParser, positive: Callable[[str], int]) -> None:
+    """The ``grade`` options that only ``--engine ray`` reads (``positive``: the command's
+    positive-integer argument type)."""
+    _positive = positive
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: GradingRunner in this process; ray: a Ray Data job over one or "
                         "more --model URLs (or vLLM engines for a --model folder); needs "
@@ -39,11 +40,11 @@ def add_ray_arguments(p: argparse.ArgumentParser) -> None:
                    help="--engine ray: rows per Ray Data batch (default: 32)")
 
 
-def build_job(args: argparse.Namespace) -> Any:
-    """The job for parsed ``grade`` arguments (URLs -> endpoints, a folder -> vLLM engines)."""
+def build_job(args: argparse.Namespace, build_grader: Callable[..., Any]) -> Any:
+    """The job for parsed ``grade`` arguments (URLs -> endpoints, a folder -> vLLM engines);
+    ``build_grader(args, model, card)`` is the ``grade`` command's grader builder."""
     from pathlib import Path
 
-    from judgeforge.graders import cli_grade
     from judgeforge.graders.distributed.job import RayGradingJob, RayVLLMEngineJob
 
     targets = list(args.model or [])
@@ -57,7 +58,7 @@ def build_job(args: argparse.Namespace) -> Any:
 
         model = OpenAIChatModel(model=args.model_name, base_url=urls[0], api_key=args.api_key,
                                 timeout=args.timeout)
-        grader = cli_grade._build_grader(args, model, None)
+        grader = build_grader(args, model, None)
         return RayGradingJob(grader, urls, name=args.grader, concurrency=args.concurrency,
                              actors=args.actors, batch_size=args.batch_size,
                              retry_errors=not args.no_retry_errors, api_key=args.api_key,
@@ -68,7 +69,7 @@ def build_job(args: argparse.Namespace) -> Any:
     from judgeforge.graders.distributed.vllm_engine import _CaptureModel
 
     card = JudgeCard.read(targets[0])
-    grader = cli_grade._build_grader(args, _CaptureModel(), card)
+    grader = build_grader(args, _CaptureModel(), card)
     return RayVLLMEngineJob(grader, str(Path(targets[0]).expanduser().resolve()),
                             name=args.grader, replicas=args.replicas,
                             tensor_parallel_size=args.tensor_parallel_size,
@@ -76,11 +77,11 @@ def build_job(args: argparse.Namespace) -> Any:
                             show_progress=not args.no_progress)
 
 
-def run_grade_ray(args: argparse.Namespace) -> int:
+def run_grade_ray(args: argparse.Namespace, build_grader: Callable[..., Any]) -> int:
     """The command's body with ``--engine ray``: run the job, print the summary."""
     if not args.output:
         raise ConfigError("--engine ray writes Parquet shards: give --output FOLDER")
-    job = build_job(args)
+    job = build_job(args, build_grader)
     summary = job.run(args.data, args.output, limit=args.limit)
     print(f"judgeforge grade: {summary}", file=sys.stderr)
     if summary.by_endpoint:

@@ -53,9 +53,8 @@ def decode_row(data: Any) -> InputRow:
     """A row dict (already JSON-decoded) as the runner would see it."""
     from judgeforge.data.io import _normalize_parquet_row
     from judgeforge.data.schema import PointwiseRecord
-    from judgeforge.graders.cli_grade import plain_mapper
     from judgeforge.graders.runner.checkpoint import row_key
-    from judgeforge.graders.runner.config import record_mapper
+    from judgeforge.graders.runner.config import plain_mapper, record_mapper
 
     if not isinstance(data, dict):
         text = json.dumps(data, sort_keys=True, default=str)

@@ -20,7 +20,7 @@ from typing import Any
 from judgeforge.errors import JudgeforgeError, UsageError
 
 __all__ = ["GraderConfig", "Mapper", "MappingError", "resolve_path", "apply_mapper",
-           "record_mapper"]
+           "record_mapper", "plain_mapper"]
 
 Mapper = Mapping[str, str] | Callable[[Any], Mapping[str, Any]] | None
 
@@ -80,6 +80,15 @@ def apply_mapper(row: Any, mapper: Mapper) -> dict[str, Any]:
             raise MappingError(f"mapper returned {type(out).__name__}, not a dict")
         return dict(out)
     raise UsageError(f"a mapper is a dict of paths, a callable or None, not {type(mapper)}")
+
+
+def plain_mapper(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Keywords for a plain row: ``query``, ``response``, and ``rubric``/``reference`` if set."""
+    kw = {"query": resolve_path(row, "query"), "response": resolve_path(row, "response")}
+    for name in ("rubric", "reference"):
+        if row.get(name) is not None:
+            kw[name] = row[name]
+    return kw
 
 
 def record_mapper(row: Any) -> dict[str, Any]:
