@@ -140,7 +140,10 @@ def build_rows(records: Sequence[PointwiseRecord], template: PromptTemplate, *,
     errors: list[RowError] = []
     for i, rec in enumerate(records):
         row = _row(rec, i, template, spec)
-        (errors if isinstance(row, RowError) else rows).append(row)
+        if isinstance(row, RowError):
+            errors.append(row)
+        else:
+            rows.append(row)
     if errors:
         raise DataError(f"{what}: {len(errors)} of {len(records)} rows cannot be trained on:\n"
                         f"{format_errors(errors)}", errors)
