@@ -11,7 +11,7 @@ __all__ = ["run_cpu", "plan", "choose_threads", "QUICK_OVERRIDES"]
 
 # `--quick`: a ~2-4 minute variant of the CPU recipe (CI, smoke runs).
 QUICK_OVERRIDES: list[str] = [
-    "sft.steps=12", "grpo.max_steps=8", "grpo.test_freq=4", "grpo.max_minutes=10",
+    "sft.steps=12", "grpo.max_steps=8", "grpo.test_freq=4", "grpo.max_minutes=30",
     "cpu.eval_rows=24", "data.max_train_rows=200",
 ]
 
