@@ -15,7 +15,6 @@ engine stage asks for GPUs); it is tested by construction here.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from collections.abc import Mapping, Sequence
@@ -79,6 +78,18 @@ def check_engine_grader(grader: Any) -> None:
                           "endpoint backend")
 
 
+def _run_now(coro: Any) -> Any:
+    """Run a coroutine that never waits on I/O (the grader on a capture/replay model) to its
+    end without an event loop -- Ray runs pre/postprocess inside one, where ``asyncio.run``
+    is refused."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise RuntimeError("the grader waited on real I/O during request capture or replay")
+
+
 def _with_model(grader: Any, model: ChatModel) -> Any:
     g = copy.copy(grader)
     g.model = model
@@ -89,7 +100,7 @@ def engine_request(grader: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """``{"messages", "sampling_params"}`` for one row: exactly the call the grader makes."""
     g = _with_model(grader, _CaptureModel())
     try:
-        result = asyncio.run(g.aevaluate(**kwargs))
+        result = _run_now(g.aevaluate(**kwargs))
     except _Captured as call:
         o = call.options
         msgs = list(call.messages)
@@ -137,7 +148,7 @@ def engine_result(grader: Any, kwargs: Mapping[str, Any], output: Mapping[str, A
                     completion_tokens=int(output.get("num_generated_tokens") or 0)),
         model=str(output.get("model") or "vllm-engine"))
     g = _with_model(grader, _ReplayModel(resp, str(output.get("model") or "vllm-engine")))
-    return asyncio.run(g.aevaluate(**kwargs))
+    return _run_now(g.aevaluate(**kwargs))
 
 
 def vllm_engine_config(judge: str, *, replicas: int = 1, tensor_parallel_size: int = 1,
