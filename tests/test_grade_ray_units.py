@@ -188,3 +188,17 @@ def test_importing_the_graders_does_not_import_ray() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_engine_capture_and_replay_work_inside_a_running_event_loop() -> None:
+    # Ray calls the processor's pre/postprocess inside its own event loop
+    grader = get_grader("helpfulness", ScriptedChatModel(["x"]), mode="sample")
+    kw = {"query": "q", "response": "r"}
+
+    async def inside() -> tuple[dict, object]:
+        return engine_request(grader, kw), engine_result(grader, kw,
+                                                         {"generated_text": "<score>2</score>"})
+
+    req, res = asyncio.run(inside())
+    assert req["sampling_params"]["stop"] == ["</score>"]
+    assert isinstance(res, GraderScore) and res.score == 2.0
