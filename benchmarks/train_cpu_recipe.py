@@ -84,14 +84,12 @@ def combined_table(baseline_entries: Sequence[dict[str, Any]],
     from judgeforge.benchmarks.report import markdown_table
 
     rows = [_row(e["label"], "-", e["metrics"], 0, 0.0, None) for e in baseline_entries]
-    seen_base = False
-    for vname, rep in variants:
+    for i, (vname, rep) in enumerate(variants):
         for r in rep["rows"]:
             if r["name"].startswith("constant"):
                 continue  # the baselines module's constant is the one shown
-            if r["name"].startswith("base") and seen_base:
-                continue
-            seen_base = seen_base or r["name"].startswith("base")
+            if r["name"].startswith("base") and i > 0:
+                continue  # the untrained model once, from the first variant
             name = r["name"] if not vname or r["name"].startswith("base") else \
                 f"{vname}: {r['name']}"
             spp = ((rep.get("models", {}).get(r["name"]) or {}).get("seconds_per_pair") or {})
