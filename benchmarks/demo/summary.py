@@ -10,7 +10,7 @@ from typing import Any
 from judgeforge.benchmarks.baselines import verdict_lines
 from judgeforge.benchmarks.report import fmt, fmt_ci, markdown_table
 
-__all__ = ["side_by_side", "verdict_summary", "write_summary"]
+__all__ = ["side_by_side", "training_line", "verdict_summary", "write_summary"]
 
 ROWS = (("parse_failure_rate", "parse-failure rate"), ("mae", "MAE (failures = worst error)"),
         ("mae_parsed", "MAE (parsed rows)"), ("exact_acc", "exact accuracy"),
@@ -66,13 +66,41 @@ def verdict_summary(work: Path, mode: str) -> list[str]:
     return lines
 
 
+def training_line(work: Path) -> str:
+    """How long training ran, in steps, and whether a safety stop (not the budget) ended it,
+    read from ``train/train_log.jsonl``."""
+    path = work / "train" / "train_log.jsonl"
+    if not path.is_file():
+        return "Training: no log yet."
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+    grpo = [r["step"] for r in rows if r.get("stage") == "grpo" and "step" in r]
+    sft = [r["step"] for r in rows if r.get("stage") == "sft" and "step" in r]
+    planned = [r.get("planned_steps") for r in rows if r.get("stage") == "grpo_start"]
+    text = (f"Training: {max(sft, default=0)} SFT steps, {max(grpo, default=0)} GRPO steps"
+            + (f" (budget {planned[-1]})" if planned and planned[-1] else "") + ".")
+    stops = [r for r in rows if r.get("stage") == "stop"]
+    if stops:
+        s = stops[-1]
+        text += (f" NOTE: GRPO was ended by a safety stop ({s.get('reason')} = "
+                 f"{s.get('limit_minutes')} min) at step {s.get('step')} of "
+                 f"{s.get('planned_steps')}: this machine was slower than the budget assumes, "
+                 "and the step count depends on it.")
+    return text
+
+
 def write_summary(work: Path, minutes: float) -> Path:
     parts = ["# judgeforge demo: baselines, base and GRPO-trained judge", "",
              f"Total time of all steps: {minutes:.1f} min. Work folder: `{work}`.", "",
              "Test rows: a group split of Prometheus by query (no question in both train and "
              "test). Baselines fitted on the training split only: `baseline: constant` (the "
              "training-label median) and `baseline: length` (an isotonic fit of the label on "
-             "the response length in characters). 95% bootstrap intervals in brackets.", ""]
+             "the response length in characters). 95% bootstrap intervals in brackets.", "",
+             training_line(work), ""]
     for mode in ("sample", "expected"):
         parts += [side_by_side(work, mode), ""]
         verdict = verdict_summary(work, mode)
