@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from judgeforge._extras import require
-from judgeforge.errors import ConfigError
+from judgeforge.errors import ConfigError, StateError
 from judgeforge.graders.runner.config import apply_mapper
 from judgeforge.models.base import (
     ChatChoice,
@@ -87,7 +87,7 @@ def _run_now(coro: Any) -> Any:
     except StopIteration as stop:
         return stop.value
     coro.close()
-    raise RuntimeError("the grader waited on real I/O during request capture or replay")
+    raise StateError("the grader waited on real I/O during request capture or replay")
 
 
 def _with_model(grader: Any, model: ChatModel) -> Any:
