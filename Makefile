@@ -16,11 +16,11 @@ lint: setup       ## ruff, mypy (tools/typecheck.py) and the layering rule; sett
 	.venv/bin/python -m pytest tests/test_layering.py tests/test_public_api.py -q -p no:cacheprovider
 
 test: lint        ## lint, then every test: the main environment, then the verl environment
-	.venv/bin/python -m pytest tests --ignore=tests/verl -q -ra
-	.venv-verl/bin/python -m pytest tests/verl -q -ra
+	JUDGEFORGE_REQUIRE_STACK=1 .venv/bin/python -m pytest tests --ignore=tests/verl -q -ra
+	JUDGEFORGE_REQUIRE_STACK=1 .venv-verl/bin/python -m pytest tests/verl -q -ra
 
 test-main: setup
-	.venv/bin/python -m pytest tests --ignore=tests/verl -q -ra
+	JUDGEFORGE_REQUIRE_STACK=1 .venv/bin/python -m pytest tests --ignore=tests/verl -q -ra
 
 test-verl: setup
-	.venv-verl/bin/python -m pytest tests/verl -q -ra
+	JUDGEFORGE_REQUIRE_STACK=1 .venv-verl/bin/python -m pytest tests/verl -q -ra

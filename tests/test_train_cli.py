@@ -113,4 +113,5 @@ def test_cli_trains_from_files(tmp_path: Path, default_model_path: Path,
     assert (out / "final" / "config.json").is_file()
     assert (out / "train_log.jsonl").is_file() and (out / "curves.png").is_file()
     rows = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
-    assert {r["stage"] for r in rows} == {"sft", "grpo", "eval"}
+    assert {r["stage"] for r in rows} == {"sft", "grpo_start", "grpo", "eval", "calibration"}
+    assert (out / "final" / "judge_config.json").is_file()

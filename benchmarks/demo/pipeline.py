@@ -121,14 +121,15 @@ class Demo:
                            license=info.license, description="demo: queries/responses trimmed "
                            f"to {MAX_QUERY_CHARS}/{MAX_RESPONSE_CHARS} chars, no rubric or "
                            "reference")
-        # Split by query before trimming: the 4 Prometheus responses to one question never
-        # straddle train and test.
-        train, test = group_split(records, test_size=self.opts.n_test, seed=0)
+        # Split by question (Prometheus idx) before trimming: the responses to one question
+        # never straddle train and test. Grouping by query text is not enough here: MT-Bench's
+        # second-turn queries hold each model's own first answer, so one question has many texts.
+        train, test = group_split(records, test_size=self.opts.n_test, seed=0, group_key="idx")
         train, test = [_trim(r) for r in train], [_trim(r) for r in test]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         train_path = write_records(self.data_dir / "train.parquet", train, info)
         test_path = write_records(self.data_dir / "test.parquet", test, info)
-        print(f"group split by query: train {len(train)} rows -> {train_path}\n"
+        print(f"group split by question (idx): train {len(train)} rows -> {train_path}\n"
               f"test: {len(test)} rows -> {test_path} (no query in both)")
         return {"train": str(train_path), "test": str(test_path), "n_train": len(train),
                 "n_test": len(test)}
@@ -151,7 +152,8 @@ class Demo:
         # the test split the benchmark reports on
         run_logged(judgeforge_cli("train", str(self.opts.train_config),
                                   f"data.train_files=[{self._data_out('train')}]",
-                                  "data.val_files=[]", f"output_dir={out}", *NO_TRAIN_TRIMMING,
+                                  "data.val_files=[]", "data.group_key=idx", f"output_dir={out}",
+                                  *NO_TRAIN_TRIMMING,
                                   *self.opts.train_overrides), log)
         for name in ("best", "final"):
             if (out / name / "config.json").is_file():
