@@ -48,11 +48,14 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def fmt_ci(value: Any, ci: Sequence[Any] | None, digits: int = 3) -> str:
-    """``0.512 [0.401, 0.630]``; the interval is left out when unknown."""
+def fmt_ci(value: Any, ci: Sequence[Any] | None, digits: int = 3,
+           ci_digits: int | None = None) -> str:
+    """``0.512 [0.401, 0.630]``; the interval is left out when unknown. ``ci_digits`` sets the
+    interval's decimals (default: ``digits``)."""
     text = fmt(value, digits)
     if value is not None and ci and len(ci) == 2 and ci[0] is not None and ci[1] is not None:
-        text += f" [{fmt(ci[0], digits)}, {fmt(ci[1], digits)}]"
+        d = digits if ci_digits is None else ci_digits
+        text += f" [{fmt(ci[0], d)}, {fmt(ci[1], d)}]"
     return text
 
 

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from judgeforge.benchmarks.report import fmt, fmt_ci, markdown_table
+
 __all__ = ["main", "run_variant", "combined_table"]
 
 HEADER = ("model", "read-out", "parse", "MAE [95% CI]", "exact", "within-1",
@@ -53,19 +55,8 @@ def run_variant(out: Path, args: argparse.Namespace, overrides: Sequence[str]) -
     return json.loads(report.read_text())
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
 def _ci(m: dict[str, Any], key: str) -> str:
-    ci = (m.get("ci") or {}).get(key) or [None, None]
-    if ci[0] is None:
-        return _fmt(m.get(key))
-    return f"{_fmt(m.get(key))} [{ci[0]:.2f}, {ci[1]:.2f}]"
+    return fmt_ci(m.get(key), (m.get("ci") or {}).get(key), ci_digits=2)
 
 
 def _row(name: str, readout: str, m: dict[str, Any], steps: Any, minutes: Any,
@@ -73,16 +64,14 @@ def _row(name: str, readout: str, m: dict[str, Any], steps: Any, minutes: Any,
     parse = m.get("parse_rate")
     if parse is None and m.get("parse_failure_rate") is not None:
         parse = 1.0 - float(m["parse_failure_rate"])
-    return [name, readout, _fmt(parse), _ci(m, "mae"), _fmt(m.get("exact_acc")),
-            _fmt(m.get("within1_acc")), _ci(m, "spearman"), _fmt(m.get("pearson")),
-            _fmt(m.get("qwk")), _fmt(steps), _fmt(minutes, 1), _fmt(spp, 2)]
+    return [name, readout, fmt(parse), _ci(m, "mae"), fmt(m.get("exact_acc")),
+            fmt(m.get("within1_acc")), _ci(m, "spearman"), fmt(m.get("pearson")),
+            fmt(m.get("qwk")), fmt(steps), fmt(minutes, 1), fmt(spp, 2)]
 
 
 def combined_table(baseline_entries: Sequence[dict[str, Any]],
                    variants: Sequence[tuple[str, dict[str, Any]]]) -> str:
     """Baselines, then every variant's models and read-outs, in one Markdown table."""
-    from judgeforge.benchmarks.report import markdown_table
-
     rows = [_row(e["label"], "-", e["metrics"], 0, 0.0, None) for e in baseline_entries]
     for i, (vname, rep) in enumerate(variants):
         for r in rep["rows"]:
