@@ -377,9 +377,10 @@ def _baselines(train_data: str | os.PathLike[str] | Sequence[PointwiseRecord] | 
     leaked = shared_groups(train, rows)
     note = (f"baselines fitted on {len(train)} training rows ({where}) only; "
             f"{len(leaked)} query group(s) of the graded rows also occur in the training data")
-    if leaked:
+    if leaked:  # the baselines saw these groups' labels, and so did any judge trained there
         log.warning("%d query group(s) of the benchmark data also occur in the training data "
-                    "(%s): the numbers may flatter the judges", len(leaked), where)
+                    "(%s): the baselines are fitted on them (in-sample), and a judge trained on "
+                    "that data has seen them too; neither number is held out", len(leaked), where)
     return {"entries": baseline_entries(fitted, rows, dim, scale, bootstrap=bootstrap, seed=seed),
             "predictions": baseline_predictions(fitted, rows), "note": note,
             "shared_groups": len(leaked)}

@@ -13,9 +13,9 @@ labels)::
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
+from judgeforge._resources import package_dir
 from judgeforge.errors import DataError
 
 __all__ = ["PROMETHEUS_FILES", "prometheus_files", "shipped_path", "shipped_sets"]
@@ -26,10 +26,7 @@ PROMETHEUS_FILES = ("prometheus-absolute/mt_bench_eval.json.gz",
 
 
 def _root() -> Path:
-    root = resources.files(__name__)
-    if not isinstance(root, Path):  # e.g. imported from a zip file
-        raise DataError(f"the shipped data sets need an installed (unzipped) package, not {root}")
-    return root
+    return package_dir(__name__, "the shipped data sets", DataError)
 
 
 def shipped_sets() -> list[str]:

@@ -10,19 +10,16 @@ to a YAML file works wherever a preset name does::
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 
+from judgeforge._resources import package_dir
 from judgeforge.errors import ConfigError
 
 __all__ = ["preset_names", "preset_path", "resolve_config"]
 
 
 def _root() -> Path:
-    root = resources.files(__name__)
-    if not isinstance(root, Path):  # e.g. imported from a zip file
-        raise ConfigError(f"the training presets need an installed (unzipped) package: {root}")
-    return root
+    return package_dir(__name__, "the training presets", ConfigError)
 
 
 def preset_names() -> list[str]:
