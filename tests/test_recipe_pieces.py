@@ -101,3 +101,17 @@ def test_gemma_chat_template_starts_with_bos_and_opens_the_model_turn() -> None:
     assert text == ("<bos><start_of_turn>user\nRate this.<end_of_turn>\n<start_of_turn>model\n"
                     "<score>3</score><end_of_turn>\n<start_of_turn>user\nAgain<end_of_turn>\n"
                     "<start_of_turn>model\n")
+
+
+def test_recipe_reads_an_sft_only_run_once(tmp_path: Path) -> None:
+    from judgeforge.train.cpu.export import TRAIN_MARKER
+    from judgeforge.train.recipe import trained_folders
+
+    for name, step in (("sft", None), ("final", 0)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / TRAIN_MARKER).write_text(json.dumps({"stage": name, "step": step}))
+    # grpo.max_steps=0: final/ holds the SFT weights, so only sft/ is evaluated
+    assert [f[1].name for f in trained_folders(tmp_path, 35, 5.0, 0.0)] == ["sft"]
+    (tmp_path / "final" / TRAIN_MARKER).write_text(json.dumps({"stage": "final", "step": 16}))
+    found = trained_folders(tmp_path, 35, 5.0, 9.0)
+    assert [(f[1].name, f[2]) for f in found] == [("sft", 35), ("final", 51)]

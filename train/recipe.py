@@ -199,6 +199,8 @@ def trained_folders(out: Path, sft_steps: int, sft_min: float,
     if (out / "sft").is_dir():
         found.append((f"SFT ({sft_steps} steps)", out / "sft", sft_steps, sft_min))
     final = read_marker(out / "final") if (out / "final").is_dir() else None
+    if final is not None and not final.get("step") and (out / "sft").is_dir():
+        final = None  # no GRPO step ran (grpo.max_steps=0): final/ holds sft/'s weights
     if final is not None:
         step = int(final.get("step") or 0)
         found.append((f"SFT+GRPO final ({step} GRPO steps)", out / "final", sft_steps + step,
