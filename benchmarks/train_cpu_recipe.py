@@ -14,8 +14,15 @@ minutes) and the verdicts against the baselines (paired bootstrap).
     python benchmarks/train_cpu_recipe.py --out runs/cpu-recipe \\
         --variant "with reasons:sft.target=reason,grpo.max_steps=0,cpu.eval_max_new_tokens=64"
     python benchmarks/train_cpu_recipe.py --out runs/cpu-recipe --report-only   # re-read results
+    python benchmarks/train_cpu_recipe.py --out runs/cpu-recipe \\
+        --ood-sets newsroom-relevance,roscoe-gsm8k --ood-limit 60    # + the out-of-domain table
 
-Writes ``<out>/benchmark.json`` and ``<out>/benchmark.md``.
+Writes ``<out>/benchmark.json`` and ``<out>/benchmark.md``. With ``--ood-sets``, the default
+variant's final judge folder (``final/``, else ``sft/``) and the untrained base model (unless
+``--skip-base``) are graded on those sets of the shipped benchmark suite
+(:func:`judgeforge.benchmarks.suite.run.run_suite`, expected mode, a seeded sample of
+``--ood-limit`` rows per set; each set's own dimension, scale and task in the judge card's
+prompt, no calibration) into ``<out>/ood/``, and the out-of-domain table follows the main one.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from typing import Any
 
 from judgeforge.benchmarks.report import fmt, fmt_ci, markdown_table
 
-__all__ = ["main", "run_variant", "combined_table"]
+__all__ = ["main", "run_variant", "combined_table", "run_ood", "ood_table"]
 
 HEADER = ("model", "read-out", "parse", "MAE [95% CI]", "exact", "within-1",
           "Spearman [95% CI]", "Pearson", "QWK", "steps", "train min", "s/pair")
@@ -88,6 +95,73 @@ def combined_table(baseline_entries: Sequence[dict[str, Any]],
     return markdown_table(HEADER, rows)
 
 
+def judge_folder(out: Path) -> Path | None:
+    """The folder the recipe's default variant ships: ``final/`` (it carries the judge card),
+    else ``sft/`` (an SFT-only run that left no final folder)."""
+    for name in ("final", "sft"):
+        if (out / name / "config.json").is_file():
+            return out / name
+    return None
+
+
+def base_model(folder: Path) -> str:
+    """The untrained model a judge folder was trained from (its card's ``base_model`` when that
+    folder exists here), else ``default``."""
+    card = folder / "judge_config.json"
+    base = json.loads(card.read_text()).get("base_model") if card.is_file() else None
+    return str(base) if base and Path(base).is_dir() else "default"
+
+
+def run_ood(out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Grade the trained judge (and the base model unless ``--skip-base``) on ``--ood-sets``
+    of the shipped suite into ``<out>/ood`` (resumable; ``--report-only`` re-reads it)."""
+    from judgeforge.benchmarks.suite.run import run_suite
+
+    sets = [x.strip() for x in args.ood_sets.split(",") if x.strip()]
+    models: list[str] = []
+    if not args.report_only:
+        folder = judge_folder(out)
+        if folder is None:
+            raise SystemExit(f"--ood-sets: no trained judge folder in {out} (final/ or sft/)")
+        models = ([] if args.skip_base else [f"base={base_model(folder)}"]) + [
+            f"trained={folder}"]
+    return run_suite("default", models, out_dir=out / "ood", sets=sets,
+                     limit=args.ood_limit or None,
+                     seed=0, mode="expected", bootstrap=args.bootstrap, plots=False,
+                     show_progress=False, report_only=args.report_only)
+
+
+OOD_HEADER = ("set", "scale", "mode", "rows", "who", "parse", "MAE [95% CI]",
+              "Spearman [95% CI]")
+
+
+def ood_table(report: dict[str, Any], sets: Sequence[str] | None = None) -> str:
+    """Per set (``sets``: only those, in report order): each judge and baseline (MAE, Spearman
+    with CIs), then the suite's headline published anchors (Spearman on the whole set) and the
+    human ceiling where known."""
+    from judgeforge.benchmarks.suite.report import headline_anchors
+
+    rows: list[list[str]] = []
+    for s in report.get("sets", []):
+        if sets is not None and s["name"] not in sets:
+            continue
+        head = [s["name"], f"{s['scale'][0]}-{s['scale'][1]}",
+                str(s.get("mode", "")).split(" (")[0], fmt(s.get("rows_graded"))]
+        for e in list(s.get("judges", [])) + list(s.get("baselines", [])):
+            fail = e.get("parse_failure_rate")
+            rows.append(head + [str(e["label"]),
+                                fmt(None if fail is None else 1.0 - float(fail)),
+                                _ci(e, "mae"), _ci(e, "spearman")])
+        for a in headline_anchors(report, s):
+            rows.append(head + [f"{a['judge']} (published, {fmt(a.get('n'))} rows)", "-", "-",
+                                fmt(a.get("spearman"), 2)])
+        c = s.get("ceiling")
+        if c:
+            rows.append(head + ["human (leave-one-rater-out)", "-", "-",
+                                fmt(c.get("spearman"), 2)])
+    return markdown_table(OOD_HEADER, rows)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -108,7 +182,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "(its outputs go to <out>/<NAME with spaces as ->)")
     p.add_argument("--skip-base", action="store_true", help="do not evaluate the base model")
     p.add_argument("--report-only", action="store_true",
-                   help="train nothing: re-read every variant's recipe.json")
+                   help="train nothing: re-read every variant's recipe.json (and <out>/ood)")
+    p.add_argument("--ood-sets", default=None,
+                   help="comma-separated sets of the shipped benchmark suite to grade the "
+                        "default variant's judge on afterwards (e.g. newsroom-relevance,"
+                        "roscoe-gsm8k): the out-of-domain table")
+    p.add_argument("--ood-limit", type=int, default=60,
+                   help="seeded sample of rows graded per out-of-domain set (0: all rows)")
     return p.parse_args(argv)
 
 
@@ -153,10 +233,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{first['threads']} torch thread(s); calibration fitted on the validation rows\n")
     md = head + "\n" + combined_table(entries, variants) + "\n\n" + "\n".join(
         f"- {v.text}" for v in lines)
+    ood = None
+    if args.ood_sets:
+        ood = run_ood(args.out, args)
+        st = ood.get("settings", {})
+        md += ("\n\nOut of domain: the default variant's judge on sets of the shipped benchmark "
+               f"suite, mode {st.get('mode')} (each set's dimension, scale and task in the "
+               "judge's own prompt; no calibration), a seeded sample of at most "
+               f"{st.get('limit')} rows per set (seed {st.get('seed')}); baselines fitted on "
+               "the set's rows not graded here; anchors: published Spearman on the whole set "
+               f"(`{args.out / 'ood' / 'suite.md'}` has every number)\n\n"
+               + ood_table(ood, [x.strip() for x in args.ood_sets.split(",") if x.strip()]))
     (args.out / "benchmark.md").write_text(md + "\n")
     (args.out / "benchmark.json").write_text(json.dumps(
         {"baselines": entries, "variants": dict(variants),
-         "verdicts": [v.to_dict() for v in lines]}, indent=2, default=str))
+         "verdicts": [v.to_dict() for v in lines], "ood": ood}, indent=2, default=str))
     print(md)
     return 0
 
