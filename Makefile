@@ -16,11 +16,11 @@ lint: setup       ## ruff, mypy (tools/typecheck.py) and the layering rule; sett
 	.venv/bin/python -m pytest tests/test_layering.py tests/test_public_api.py -q -p no:cacheprovider
 
 test: lint        ## lint, then every test: the main environment, then the verl environment
-	JUDGEFORGE_REQUIRE_STACK=1 .venv/bin/python -m pytest tests --ignore=tests/verl -q -ra
+	JUDGEFORGE_REQUIRE_STACK=1 .venv/bin/python -m pytest tests --ignore=tests/verl -q -ra --durations=15
 	JUDGEFORGE_REQUIRE_STACK=1 .venv-verl/bin/python -m pytest tests/verl -q -ra
 
 test-main: setup
-	JUDGEFORGE_REQUIRE_STACK=1 .venv/bin/python -m pytest tests --ignore=tests/verl -q -ra
+	JUDGEFORGE_REQUIRE_STACK=1 .venv/bin/python -m pytest tests --ignore=tests/verl -q -ra --durations=15
 
 test-verl: setup
 	JUDGEFORGE_REQUIRE_STACK=1 .venv-verl/bin/python -m pytest tests/verl -q -ra
