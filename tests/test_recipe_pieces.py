@@ -87,6 +87,8 @@ def test_model_registry_names_both_models_and_rejects_others() -> None:
     assert "Gemma Terms of Use" in (MODELS["gemma3-270m"].terms or "")
     with pytest.raises(ConfigError, match="unknown model"):
         prepare_model("no-such-model")
+    # "default" (the spelling --model uses) and no name are the default judge's folder
+    assert prepare_model("default") == prepare_model(None) == prepare_model(model_names()[0])
 
 
 def test_gemma_chat_template_starts_with_bos_and_opens_the_model_turn() -> None:

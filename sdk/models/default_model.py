@@ -133,9 +133,9 @@ def model_names() -> list[str]:
 
 
 def _source(name: str | None) -> ModelSource:
-    key = name or DEFAULT_MODEL
+    key = DEFAULT_MODEL if name in (None, "", "default") else name  # the spelling --model uses
     if key not in MODELS:
-        raise ConfigError(f"unknown model {key!r}: choose one of {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model {key!r}: choose one of default, {', '.join(MODELS)}")
     return MODELS[key]
 
 
