@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, action="append", default=[],
                    help="Prometheus-format file(s) to use instead of the shipped sets (repeat)")
     p.add_argument("--test-rows", type=int, default=None,
-                   help="rows held out for benchmarking (default: 80, or 24 with --quick)")
+                   help="rows held out for benchmarking, whole questions (default: 128, the CPU "
+                        "recipe's test split; 24 with --quick)")
     p.add_argument("--redo", action="append", default=[], metavar="STEP",
                    help="run STEP again even if done (check, model, data, bench-base, train, "
                         "serve, bench-trained); repeat for several")

@@ -41,7 +41,7 @@ class DemoOptions:
 
     @property
     def n_test(self) -> int:
-        return self.test_rows or (24 if self.quick else 80)
+        return self.test_rows or (24 if self.quick else 128)  # 128: the recipe's test rows
 
     @property
     def train_config(self) -> str:
