@@ -381,3 +381,26 @@ def test_classify_plain_exceptions() -> None:
     assert classify(TimeoutError()).kind == "timeout"
     assert classify(ConnectionRefusedError()).retryable
     assert not classify(ValueError("x")).retryable
+
+
+def _attribute_error_raised_in(filename: str) -> AttributeError:
+    """A real AttributeError whose innermost frame lies in ``filename`` (compiled there)."""
+    namespace: dict[str, Any] = {}
+    exec(compile("def peer(sock):\n    return sock.getpeername()\n", filename, "exec"), namespace)
+    try:
+        namespace["peer"](None)
+    except AttributeError as exc:
+        return exc
+    raise AssertionError("no AttributeError")
+
+
+def test_attribute_error_from_the_http_transport_is_a_retryable_connection_failure() -> None:
+    # anyio raises this when the socket is closed under a request in flight; openai does not
+    # wrap it (seen in CI: a Ray grading job against an endpoint that died mid-job)
+    exc = _attribute_error_raised_in("/venv/lib/python3.11/site-packages/anyio/abc/_sockets.py")
+    failure = classify(exc)
+    assert failure.kind == "connection" and failure.retryable
+    assert "getpeername" in failure.message
+    # the same error from the caller's own code is a bug: not retried, not a connection failure
+    mine = _attribute_error_raised_in(__file__)
+    assert classify(mine).kind == "other" and not classify(mine).retryable

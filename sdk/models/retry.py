@@ -31,7 +31,7 @@ from judgeforge.errors import (
 )
 
 __all__ = ["RetryPolicy", "Failure", "classify", "retry_after_seconds", "to_model_error",
-           "call_deadline", "current_deadline"]
+           "call_deadline", "current_deadline", "raised_in_transport"]
 
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "judgeforge_call_deadline", default=None)
@@ -160,6 +160,24 @@ def _cause_text(exc: BaseException) -> str:
     return text
 
 
+#: Packages of the HTTP stack under the openai client. A socket closed under a request in flight
+#: can surface from them as a plain AttributeError (anyio: "'NoneType' object has no attribute
+#: 'getpeername'") that the openai client does not wrap.
+_TRANSPORT_PACKAGES = ("httpcore", "httpx", "anyio", "h11", "sniffio")
+
+
+def raised_in_transport(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised inside the HTTP transport (its innermost frame is in one of
+    :data:`_TRANSPORT_PACKAGES`), not in the caller's code."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    parts = tb.tb_frame.f_code.co_filename.replace("\\", "/").split("/")
+    return any(pkg in parts for pkg in _TRANSPORT_PACKAGES)
+
+
 def classify(exc: BaseException) -> Failure:
     """Decide whether ``exc`` (from openai, httpx or asyncio) is worth retrying."""
     names = {cls.__name__ for cls in type(exc).__mro__}
@@ -173,7 +191,8 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or names & {
             "APITimeoutError", "TimeoutException"}:
         return Failure("timeout", True, _cause_text(exc))
-    if isinstance(exc, ConnectionError) or names & {"APIConnectionError", "TransportError"}:
+    if isinstance(exc, ConnectionError) or names & {"APIConnectionError", "TransportError"} or (
+            isinstance(exc, AttributeError) and raised_in_transport(exc)):
         return Failure("connection", True, _cause_text(exc))
     return Failure("other", False, _cause_text(exc))
 
