@@ -107,8 +107,10 @@ def judge_folder(out: Path) -> Path | None:
 def base_model(folder: Path) -> str:
     """The untrained model a judge folder was trained from (its card's ``base_model`` when that
     folder exists here), else ``default``."""
-    card = folder / "judge_config.json"
-    base = json.loads(card.read_text()).get("base_model") if card.is_file() else None
+    from judgeforge.card import JudgeCard
+
+    card = JudgeCard.read(folder)
+    base = card.base_model if card is not None else None
     return str(base) if base and Path(base).is_dir() else "default"
 
 

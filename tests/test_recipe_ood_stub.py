@@ -3,10 +3,11 @@ which folder is graded, which base model goes beside it, and the table's rows.""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from judgeforge.benchmarks.train_cpu_recipe import base_model, judge_folder, ood_table
+from judgeforge.card import JudgeCard
+from judgeforge.data.schema import Scale
 
 
 def _entry(label: str, mae: float, rho: float | None) -> dict:
@@ -43,8 +44,12 @@ def test_stub_folders_final_before_sft_and_the_cards_base_model(tmp_path: Path) 
         (tmp_path / name / "config.json").write_text("{}")
     assert judge_folder(tmp_path) == tmp_path / "final"
     assert base_model(tmp_path / "final") == "default"  # no card
-    (tmp_path / "final" / "judge_config.json").write_text(json.dumps({"base_model": str(
-        tmp_path / "sft")}))
+
+    def card(base: str) -> None:
+        JudgeCard(dimensions={"quality": Scale(min=1, max=5)}, base_model=base).write(
+            tmp_path / "final")
+
+    card(str(tmp_path / "sft"))
     assert base_model(tmp_path / "final") == str(tmp_path / "sft")
-    (tmp_path / "final" / "judge_config.json").write_text(json.dumps({"base_model": "/nope"}))
+    card("/nope")
     assert base_model(tmp_path / "final") == "default"

@@ -51,13 +51,7 @@ from judgeforge.models.base import (
     TokenLogprob,
     Usage,
 )
-from judgeforge.models.retry import (
-    RetryPolicy,
-    classify,
-    current_deadline,
-    raised_in_transport,
-    to_model_error,
-)
+from judgeforge.models.retry import RetryPolicy, classify, current_deadline, to_model_error
 from judgeforge.models.spec import parse_model_spec
 from judgeforge.models.vllm_server import SERVER_POOL, VLLMServer, _http_ok
 from judgeforge.parsing import checked_logprob
@@ -372,9 +366,9 @@ class OpenAIChatModel(ChatModel):
                     async with sem:
                         return await _with_timeout(fn(self._client(), timeout), timeout)
         except (TimeoutError, openai.OpenAIError, OSError, AttributeError) as exc:
-            if isinstance(exc, AttributeError) and not raised_in_transport(exc):
-                raise  # a bug in the calling code, not a failed call
             f = classify(exc)
+            if isinstance(exc, AttributeError) and f.kind != "connection":
+                raise  # a bug in the calling code, not a socket closed under the request
             if attempts > 1 or f.retryable:
                 log.warning("model call to %s failed after %d attempt(s): %s",
                             sh.base_url, attempts, f.message)

@@ -31,7 +31,7 @@ from judgeforge.errors import (
 )
 
 __all__ = ["RetryPolicy", "Failure", "classify", "retry_after_seconds", "to_model_error",
-           "call_deadline", "current_deadline", "raised_in_transport"]
+           "call_deadline", "current_deadline"]
 
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "judgeforge_call_deadline", default=None)
@@ -166,7 +166,7 @@ def _cause_text(exc: BaseException) -> str:
 _TRANSPORT_PACKAGES = ("httpcore", "httpx", "anyio", "h11", "sniffio")
 
 
-def raised_in_transport(exc: BaseException) -> bool:
+def _raised_in_transport(exc: BaseException) -> bool:
     """Whether ``exc`` was raised inside the HTTP transport (its innermost frame is in one of
     :data:`_TRANSPORT_PACKAGES`), not in the caller's code."""
     tb = exc.__traceback__
@@ -192,7 +192,7 @@ def classify(exc: BaseException) -> Failure:
             "APITimeoutError", "TimeoutException"}:
         return Failure("timeout", True, _cause_text(exc))
     if isinstance(exc, ConnectionError) or names & {"APIConnectionError", "TransportError"} or (
-            isinstance(exc, AttributeError) and raised_in_transport(exc)):
+            isinstance(exc, AttributeError) and _raised_in_transport(exc)):
         return Failure("connection", True, _cause_text(exc))
     return Failure("other", False, _cause_text(exc))
 
