@@ -61,6 +61,7 @@ def parity_cases() -> list[tuple[str, list[PointwiseRecord], PromptTemplate]]:
         ("long texts with limits", [_conversation(longest[0], longest[1]), *longest],
          PromptTemplate(quality, max_query_chars=200, max_response_chars=300,
                         use_reference=False, thinking=True)),
+        ("reference cut", single[:2], PromptTemplate(quality, max_reference_chars=120)),
         ("several dimensions", hs_recs, PromptTemplate(dict(hs.info.dimensions))),
     ]
 
@@ -70,7 +71,7 @@ def prompt_overrides(template: PromptTemplate) -> list[str]:
     settings = template.settings()
     return [f"prompt.{k}={json.dumps(settings[k])}" for k in
             ("thinking", "use_rubric", "use_reference", "system_prompt", "max_query_chars",
-             "max_response_chars")]
+             "max_response_chars", "max_reference_chars")]
 
 
 def trainer_messages(records: list[PointwiseRecord],

@@ -60,6 +60,9 @@ class PromptSection(_Section):
     max_response_chars: int | None = Field(None, ge=1, description="truncate the graded response "
                                            "to this many characters (marked with [...]); None = "
                                            "keep all. Shorter prompts make CPU steps cheaper")
+    max_reference_chars: int | None = Field(None, ge=1, description="truncate the reference "
+                                            "answer (use_reference) to this many characters "
+                                            "(marked with [...]); None = keep all")
 
 
 class RewardSection(_Section):

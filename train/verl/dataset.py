@@ -18,7 +18,7 @@ rules, same balancing)::
 Options come from ``data.judgeforge.*`` (see :data:`judgeforge.train.verl.overrides
 .DATASET_OPTIONS_KEY`): ``dimension``, ``scale``, ``reward``, ``k``, ``thinking``,
 ``use_rubric``, ``use_reference``, ``system_prompt``, ``max_query_chars``, ``max_response_chars``,
-``balance_labels``, ``overlong``, ``card_dir``, ``base_model``.
+``max_reference_chars``, ``balance_labels``, ``overlong``, ``card_dir``, ``base_model``.
 
 The training dataset writes the judge card (:class:`~judgeforge.card.JudgeCard`: the template
 its rows were rendered with, the base model, the data fingerprint) to ``card_dir`` (the run's
@@ -59,7 +59,7 @@ __all__ = ["PointwiseJudgeDataset", "DatasetOptions", "merge_infos"]
 
 # DatasetOptions fields that are prompt settings (the rest: labels, reward, row policy)
 _PROMPT_OPTIONS = ("thinking", "use_rubric", "use_reference", "system_prompt",
-                   "max_query_chars", "max_response_chars")
+                   "max_query_chars", "max_response_chars", "max_reference_chars")
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class DatasetOptions:
     system_prompt: str | None = None
     max_query_chars: int | None = None
     max_response_chars: int | None = None
+    max_reference_chars: int | None = None
     balance_labels: bool = False
     overlong: str = "error"
     card_dir: str | None = None

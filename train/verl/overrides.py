@@ -199,6 +199,7 @@ def _dataset_options(cfg: TrainConfig, overlong: str, card_dir: str | None = Non
         "system_prompt": cfg.prompt.system_prompt,
         "max_query_chars": cfg.prompt.max_query_chars,
         "max_response_chars": cfg.prompt.max_response_chars,
+        "max_reference_chars": cfg.prompt.max_reference_chars,
         "balance_labels": cfg.data.balance_labels,
         "overlong": overlong,
     }
