@@ -103,6 +103,26 @@ def test_saved_folders_load_and_are_servable_shape(trained: Any) -> None:
         assert meta["dimension"] == "helpfulness" and meta["scale"] == [0, 4]
 
 
+def test_final_calibration_is_fitted_on_what_the_saved_folder_computes(trained: Any) -> None:
+    """The calibration in final/'s card was fitted on the expected scores of the in-memory model
+    after GRPO; reloaded from disk, the folder must give the same scores (it did not while the
+    model still carried accelerate's bf16 autocast wrapper: knots off by ~0.1)."""
+    from judgeforge.card import JudgeCard
+    from judgeforge.train.cpu.data import load_dataset
+    from judgeforge.train.cpu.evaluate import expected_scores
+    from judgeforge.train.cpu.trainer import _load
+
+    cfg = TrainConfig.for_cpu().with_overrides(OVERRIDES)
+    ds = load_dataset(cfg, train_records=synthetic_records(),
+                      info=DatasetInfo(dimensions={"helpfulness": "0-4"}))
+    card = JudgeCard.read(trained.final)
+    assert card.calibration is not None
+    model, tok = _load(trained.final, cfg.model.dtype)
+    raw = expected_scores(model, tok, ds.val, ds.scale, batch_size=cfg.cpu.eval_batch_size)
+    assert min(raw) == pytest.approx(card.calibration.x[0], abs=1e-4)
+    assert max(raw) == pytest.approx(card.calibration.x[-1], abs=1e-4)
+
+
 def test_rerun_resumes_from_last_checkpoint(trained: Any, default_model_path: Path) -> None:
     before_sft = len(_rows(trained.log, "sft"))
     assert any(p.name.startswith("checkpoint-2") for p in (trained.output_dir / "grpo").iterdir())

@@ -282,7 +282,9 @@ class _Run:
             args=grpo_args(cfg, gdir), train_dataset=_hf_dataset(self.ds.train, cfg),
             processing_class=tok, callbacks=callbacks)
         trainer.train(resume_from_checkpoint=ckpt)
-        return trainer.model
+        # Accelerate wrapped forward in bf16 autocast for training; unwrap it so the model that
+        # is validated, calibrated and saved computes like the folder it is saved to (fp32).
+        return trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
 
 
 def _eval_once(run: _Run, model: Any, tok: Any, step: int,
