@@ -55,9 +55,10 @@ def rater_ceiling(records: Sequence[PointwiseRecord], field: str) -> list[float]
     from scipy.stats import spearmanr
 
     raw = [(r.extra_info or {}).get(field) for r in records]
-    if not raw or not all(isinstance(x, list) and len(x) >= 2 for x in raw):
+    lists = [x for x in raw if isinstance(x, list) and len(x) >= 2]
+    if not raw or len(lists) != len(raw):
         return None
-    ratings = [[float(v) for v in x] for x in raw]
+    ratings = [[float(v) for v in x] for x in lists]
     width = min(len(x) for x in ratings)
     out = []
     for i in range(width):
