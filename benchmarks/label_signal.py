@@ -6,12 +6,14 @@ Reads the ``train.jsonl``/``test.jsonl`` of a split folder (the CPU recipe write
 - ``rater noise ceiling``: one rating against the mean of the others, when the records keep
   their raters' individual scores (``extra_info.gpt4_scores`` for Prometheus: three GPT-4 runs);
   no judge is expected to agree with the label better than the raters agree with each other;
-- ``question oracle``: the mean label of the row's own question (``--group-key``, else the query
-  text), read off the test labels themselves: the share of the ranking that is "which questions
-  get high marks" rather than "which answer is better"; not a predictor, an upper bound for a
-  judge that only learns question difficulty;
-- cheap signals a small model could latch onto, each fitted on the training rows only:
-  response length, TF-IDF cosine of the response with the query and with the reference answer
+- ``question oracle``: the mean label of the row's own question
+  (:func:`judgeforge.data.split.group_of`: ``--group-key``, else the user turns' text), read off
+  the test labels themselves: the share of the ranking that is "which questions get high marks"
+  rather than "which answer is better"; not a predictor, an upper bound for a judge that only
+  learns question difficulty;
+- cheap signals a small model could latch onto, each fitted on the training rows only: response
+  length (:func:`judgeforge.benchmarks.baselines.response_length`, as the length baseline reads
+  it), TF-IDF cosine of the response with the query and with the reference answer
   (``extra_info.reference``), and the training-label mean of the row's ``extra_info`` fields
   given by ``--field`` (e.g. ``response_source``, ``category``).
 
@@ -30,9 +32,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from judgeforge.benchmarks.baselines import response_length
 from judgeforge.benchmarks.report import fmt_ci, markdown_table
 from judgeforge.data.io import load_records
 from judgeforge.data.schema import PointwiseRecord, Scale
+from judgeforge.data.split import group_of
 from judgeforge.metrics import compute_metrics
 
 __all__ = ["main", "signal_rows", "rater_ceiling"]
@@ -40,13 +44,6 @@ __all__ = ["main", "signal_rows", "rater_ceiling"]
 
 def _label(record: PointwiseRecord, dimension: str) -> int:
     return int(record.label[dimension])
-
-
-def _group(record: PointwiseRecord, key: str | None) -> str:
-    extra = record.extra_info or {}
-    if key and key in extra:
-        return f"{record.data_source}:{extra[key]}"
-    return record.query if isinstance(record.query, str) else repr(record.query)
 
 
 def rater_ceiling(records: Sequence[PointwiseRecord], field: str) -> list[float] | None:
@@ -90,24 +87,19 @@ def _field_mean(train: Sequence[PointwiseRecord], dimension: str, field: str
     return lambda r: statistics.mean(labels.get(str((r.extra_info or {}).get(field)), [overall]))
 
 
-def _query_text(record: PointwiseRecord) -> str:
-    q = record.query
-    return q if isinstance(q, str) else " ".join(str(m.get("content", "")) for m in q)
-
-
 def signal_rows(train: Sequence[PointwiseRecord], test: Sequence[PointwiseRecord],
                 dimension: str, scale: Scale, *, group_key: str | None = None,
                 fields: Sequence[str] = (), bootstrap: int = 1000) -> list[dict[str, Any]]:
     """One entry per signal: ``name``, ``spearman``, ``ci`` (bootstrap over test rows)."""
     labels = [_label(r, dimension) for r in test]
     groups: dict[str, list[int]] = defaultdict(list)
-    for r, y in zip(test, labels):
-        groups[_group(r, group_key)].append(y)
+    for i, (r, y) in enumerate(zip(test, labels)):
+        groups[group_of(r, group_key, index=i)].append(y)
     signals: list[tuple[str, Callable[[PointwiseRecord], float]]] = [
         ("question oracle (test labels' own question mean)",
-         lambda r: statistics.mean(groups[_group(r, group_key)])),
-        ("response length (characters)", lambda r: float(len(r.response))),
-        ("TF-IDF cosine(response, query)", _tfidf_cosine(train, _query_text)),
+         lambda r: statistics.mean(groups[group_of(r, group_key)])),
+        ("response length (characters)", response_length),
+        ("TF-IDF cosine(response, query)", _tfidf_cosine(train, lambda r: r.query)),
     ]
     if all((r.extra_info or {}).get("reference") for r in [*train, *test]):
         signals.append(("TF-IDF cosine(response, reference answer)", _tfidf_cosine(
@@ -128,7 +120,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("split", type=Path, help="folder with train.jsonl and test.jsonl")
     p.add_argument("--dimension", default=None, help="label dimension (default: the only one)")
     p.add_argument("--group-key", default=None,
-                   help="extra_info key that names a row's question (default: the query text)")
+                   help="extra_info key that names a row's question (default: the user "
+                        "turns' text)")
     p.add_argument("--field", action="append", default=[],
                    help="extra_info field whose training-label mean is a signal (repeatable)")
     p.add_argument("--ratings-field", default="gpt4_scores",
