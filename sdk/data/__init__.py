@@ -1,4 +1,4 @@
-"""Pointwise data: records, files, validation, converters and splits.
+"""Pointwise and pairwise data: records, files, validation, converters and splits.
 
 Names are loaded lazily, so ``import judgeforge.data`` stays light (no pyarrow, sklearn or
 datasets until a function that needs them is used).
@@ -17,6 +17,10 @@ _EXPORTS: dict[str, str] = {
     "PointwiseOutput": "judgeforge.data.schema",
     "PointwiseRecord": "judgeforge.data.schema",
     "Scale": "judgeforge.data.schema",
+    "PairwiseRecord": "judgeforge.data.pairwise",
+    "is_pairwise_file": "judgeforge.data.pairwise",
+    "read_pairwise": "judgeforge.data.pairwise",
+    "write_pairwise": "judgeforge.data.pairwise",
     "RawRow": "judgeforge.data.validate",
     "RowError": "judgeforge.data.validate",
     "check_labels": "judgeforge.data.validate",
@@ -51,6 +55,12 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
         write_records,
     )
     from judgeforge.data.keys import content_hash, record_key
+    from judgeforge.data.pairwise import (
+        PairwiseRecord,
+        is_pairwise_file,
+        read_pairwise,
+        write_pairwise,
+    )
     from judgeforge.data.schema import (
         DEFAULT_SCALE,
         DatasetInfo,
@@ -71,11 +81,12 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
 
 # a literal list (type checkers read it); tests/test_public_api.py keeps it equal to _EXPORTS
 __all__ = [
-    "ColumnMapping", "DEFAULT_SCALE", "DatasetInfo", "LoadResult", "Message", "PointwiseOutput",
-    "PointwiseRecord", "RawRow", "RowError", "Scale", "check_labels", "coerce_score",
-    "content_hash", "convert_generic", "convert_helpsteer2", "convert_prometheus", "group_split",
-    "infer_info", "iter_raw_rows", "load_records", "read_info", "record_key", "split_file",
-    "stratified_split", "validate_rows", "write_records",
+    "ColumnMapping", "DEFAULT_SCALE", "DatasetInfo", "LoadResult", "Message", "PairwiseRecord",
+    "PointwiseOutput", "PointwiseRecord", "RawRow", "RowError", "Scale", "check_labels",
+    "coerce_score", "content_hash", "convert_generic", "convert_helpsteer2",
+    "convert_prometheus", "group_split", "infer_info", "is_pairwise_file", "iter_raw_rows",
+    "load_records", "read_info", "read_pairwise", "record_key", "split_file",
+    "stratified_split", "validate_rows", "write_pairwise", "write_records",
 ]
 
 
