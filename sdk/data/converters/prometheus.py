@@ -80,15 +80,18 @@ def _find(text: str, marker: str | re.Pattern[str], start: int) -> tuple[int, in
     return match.span() if match else (-1, -1)
 
 
-def parse_prometheus_prompt(text: str) -> dict[str, str]:
+def parse_prometheus_prompt(text: str, *, require_reference: bool = True) -> dict[str, str]:
     """Split a Prometheus absolute-grading prompt into query, response, reference, rubric.
 
-    Raises ``ValueError`` naming the first section header that is missing.
+    Raises ``ValueError`` naming the first section header that is missing; without
+    ``require_reference`` a prompt with no reference section (HHH's) gives no ``reference``.
     """
     spans = []
     pos = 0
     for name, marker in _SECTIONS:
         begin, end = _find(text, marker, pos)
+        if begin < 0 and name == "reference" and not require_reference:
+            continue
         if begin < 0:
             label = marker if isinstance(marker, str) else marker.pattern.replace("\\", "")
             raise DataError(f"section {label!r} not found")
