@@ -20,7 +20,8 @@ from judgeforge.errors import ConfigError
 
 __all__ = ["PromptTemplate", "build_messages", "build_record_messages", "record_inputs",
            "query_of", "neutralize_tags", "truncate_text", "DIMENSION_DESCRIPTIONS",
-           "CONTROL_TAGS", "TEMPLATE_VERSION"]
+           "CONTROL_TAGS", "TEMPLATE_VERSION", "SPECIAL_TOKEN_NAMES", "neutralize_special_tokens",
+           "tokenizer_special_tokens"]
 
 # Bumped whenever the rendered text changes for the same settings: a judge card records the
 # version its judge was trained with.
@@ -41,6 +42,96 @@ DIMENSION_DESCRIPTIONS: dict[str, tuple[str, str, str]] = {
 
 CONTROL_TAGS = ("score", "response", "query", "conversation", "reference", "rubric", "think",
                 "reason")
+
+# A scale's values are written out in the prompt and, for constrained decoding, in a regex that
+# grows with the span: a few hundred values is already far more than any judge reads.
+MAX_SCALE_SPAN = 100
+MAX_SCALE_BOUND = 1000
+
+
+def check_dimension_name(name: object) -> str:
+    """``name`` when it can name a dimension, else a :class:`ConfigError` saying why.
+
+    The one rule (prompts, graders, judge cards): a non-empty identifier (letters, digits,
+    underscores: it becomes an answer tag), and not one of the prompt's own tags
+    (:data:`CONTROL_TAGS`, any case), which the parser strips or reads as something else.
+    ``score`` is allowed: it is the one-dimension answer tag, so a dimension of that name reads
+    the tag it would read anyway (``data convert prometheus --dimension score`` writes it).
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ConfigError(f"dimension name {str(name)[:40]!r} is not a name (letters, digits, "
+                          "underscores; not starting with a digit)")
+    if name.lower() in CONTROL_TAGS and name.lower() != "score":
+        raise ConfigError(f"dimension name {name!r} is one of the prompt's own tags "
+                          f"({', '.join(t for t in CONTROL_TAGS if t != 'score')})")
+    return name
+
+
+def check_dimensions(dimensions: Mapping[str, Scale]) -> None:
+    """Every name passes :func:`check_dimension_name`, no two differ only in case (they would
+    read the same tag: tags match in any case), and every scale has integer ends within
+    ``±MAX_SCALE_BOUND`` and at most ``MAX_SCALE_SPAN`` steps."""
+    seen: dict[str, str] = {}
+    for name, scale in dimensions.items():
+        check_dimension_name(name)
+        if name.lower() in seen:
+            raise ConfigError(f"dimensions {seen[name.lower()]!r} and {name!r} differ only in "
+                              "case: they would read the same answer tag")
+        seen[name.lower()] = name
+        lo, hi = getattr(scale, "min", None), getattr(scale, "max", None)
+        if not (isinstance(lo, int) and isinstance(hi, int)) or isinstance(lo, bool) \
+                or isinstance(hi, bool):
+            raise ConfigError(f"dimension {name!r}: the scale needs integer ends, got {scale!r}")
+        if max(abs(lo), abs(hi)) > MAX_SCALE_BOUND or hi - lo > MAX_SCALE_SPAN:
+            raise ConfigError(f"dimension {name!r}: the scale {lo}-{hi} is too wide (ends within "
+                              f"±{MAX_SCALE_BOUND}, at most {MAX_SCALE_SPAN} steps)")
+
+
+# Special tokens of the chat templates judgeforge ships that are not shaped ``<|...|>`` (every
+# ``<|...|>`` -- ChatML's ``<|im_start|>``/``<|im_end|>``/``<|endoftext|>``, Qwen2.5's
+# ``<|fim_*|>``/``<|vision_*|>``/``<|box_*|>``, Llama 3's -- is broken by shape): Gemma's turn
+# markers and ``<bos>``/``<eos>``..., SmolLM2's added tokens, ``<s>``/``</s>``.
+SPECIAL_TOKEN_NAMES = (
+    "start_of_turn", "end_of_turn", "bos", "eos", "pad", "unk", "mask", "start_of_image",
+    "end_of_image", "image_soft_token", "s", "/s", "repo_name", "reponame", "file_sep",
+    "filename", "gh_stars", "issue_start", "issue_comment", "issue_closed", "jupyter_start",
+    "jupyter_text", "jupyter_code", "jupyter_output", "jupyter_script", "empty_output")
+
+
+def neutralize_special_tokens(text: str, extra: Sequence[str] = ()) -> str:
+    """Break every chat-template special token in graded text so no tokenizer reads it as one:
+    ``<|im_start|>`` -> ``[|im_start|]``, ``<start_of_turn>`` -> ``[start_of_turn]`` (anything
+    shaped ``<|...|>``, :data:`SPECIAL_TOKEN_NAMES`, and ``extra``: a tokenizer's own added
+    tokens, see :func:`tokenizer_special_tokens`). Graded text then cannot open or close a turn.
+    """
+    if not text or "<" not in text:
+        return text
+    text = _special_regex(tuple(sorted(set(extra), key=len, reverse=True))).sub(_square, text)
+    return text
+
+
+@functools.lru_cache(maxsize=16)
+def _special_regex(extra: tuple[str, ...]) -> re.Pattern[str]:
+    names = "|".join(re.escape(n) for n in SPECIAL_TOKEN_NAMES)
+    alts = [rf"<(\|[^<>|\n]{{1,128}}\||(?:{names}))>"]
+    alts += [f"({re.escape(tok)})" for tok in extra if tok]
+    return re.compile("|".join(alts))
+
+
+def _square(match: re.Match[str]) -> str:
+    if match.group(1) is not None:
+        return f"[{match.group(1)}]"
+    tok = match.group(0)  # a tokenizer's own token: split it after its first character
+    return tok[0] + "\u200b" + tok[1:] if len(tok) > 1 else tok
+
+
+def tokenizer_special_tokens(tokenizer: Any) -> tuple[str, ...]:
+    """A Hugging Face tokenizer's added and special tokens (for ``PromptTemplate``'s
+    ``special_tokens``), longest first."""
+    decoder = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    tokens = {str(getattr(t, "content", t)) for t in dict(decoder).values()}
+    tokens |= {str(t) for t in getattr(tokenizer, "all_special_tokens", ()) or ()}
+    return tuple(sorted((t for t in tokens if t), key=len, reverse=True))
 
 
 def truncate_text(text: str, limit: int | None) -> str:
@@ -107,7 +198,10 @@ class PromptTemplate:
     grading use. ``task`` is an optional description of what the graded responses are for (e.g.
     "Summarise the article"), written before the evaluation instructions.
     ``use_rubric``/``use_reference=False`` leave out the per-row rubric/reference passed to
-    :meth:`build` (the template's own ``rubric`` stays).
+    :meth:`build` (the template's own ``rubric`` stays). Graded text can plant neither the
+    prompt's tags nor a chat template's special tokens (:func:`neutralize_special_tokens`);
+    ``special_tokens`` adds a tokenizer's own (:func:`tokenizer_special_tokens`), where one is
+    at hand (not part of :meth:`settings`: it follows the tokenizer, not the judge card).
 
     :meth:`record_messages` is the one path from a pointwise record to the judge's messages:
     training rows, the runner, the endpoint and the benchmarks all go through it (or through
@@ -125,10 +219,12 @@ class PromptTemplate:
     task: str | None = None
     use_rubric: bool = True
     use_reference: bool = True
+    special_tokens: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.dimensions:
             raise ConfigError("a prompt needs at least one dimension")
+        check_dimensions(self.dimensions)
         for name in ("max_query_chars", "max_response_chars", "max_reference_chars"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -165,7 +261,8 @@ class PromptTemplate:
         tags = control_tags(list(self.dimensions))
 
         def n(text: str, limit: int | None = None) -> str:
-            return neutralize_tags(truncate_text(text, limit), tags)
+            return neutralize_special_tokens(neutralize_tags(truncate_text(text, limit), tags),
+                                             self.special_tokens)
 
         qmax = self.max_query_chars
         dims = list(self.dimensions)

@@ -20,7 +20,7 @@ from typing import Any
 from judgeforge.errors import JudgeforgeError, UsageError
 
 __all__ = ["GraderConfig", "Mapper", "MappingError", "resolve_path", "apply_mapper",
-           "record_mapper", "plain_mapper"]
+           "record_mapper", "plain_mapper", "check_plain_inputs"]
 
 Mapper = Mapping[str, str] | Callable[[Any], Mapping[str, Any]] | None
 
@@ -28,7 +28,8 @@ _MISSING = object()
 
 
 class MappingError(JudgeforgeError, KeyError):
-    """A mapper path is missing from a row, or a callable mapper failed."""
+    """A mapper path is missing from a row, a callable mapper failed, or a plain row's input
+    has the wrong type (:func:`check_plain_inputs`): a final error for that row."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
@@ -83,12 +84,57 @@ def apply_mapper(row: Any, mapper: Mapper) -> dict[str, Any]:
 
 
 def plain_mapper(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Keywords for a plain row: ``query``, ``response``, and ``rubric``/``reference`` if set."""
+    """Keywords for a plain row: ``query``, ``response``, and ``rubric``/``reference`` if set.
+
+    Each is checked (:func:`check_plain_inputs`): a value of the wrong type is a
+    :class:`MappingError` naming the field (a final error for the row, never graded as its
+    Python repr).
+    """
     kw = {"query": resolve_path(row, "query"), "response": resolve_path(row, "response")}
     for name in ("rubric", "reference"):
         if row.get(name) is not None:
             kw[name] = row[name]
+    check_plain_inputs(kw)
     return kw
+
+
+def _text_problem(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"is {type(value).__name__}, not text"
+    from judgeforge.data.validate import lone_surrogate
+
+    bad = lone_surrogate(value)
+    return None if bad is None else f"holds a lone surrogate {bad.partition(' ')[2]}"
+
+
+def check_plain_inputs(kw: Mapping[str, Any]) -> None:
+    """``query`` is text or a list of chat messages (``role`` and text ``content`` each);
+    ``response``, ``rubric`` and ``reference`` are text; no text holds a lone surrogate.
+    Otherwise a :class:`MappingError` naming the field."""
+    query = kw.get("query")
+    if isinstance(query, list):
+        if not query:
+            raise MappingError("field 'query': is an empty list of messages")
+        for i, msg in enumerate(query):
+            if not isinstance(msg, Mapping):
+                raise MappingError(f"field 'query[{i}]': is {type(msg).__name__}, not a chat "
+                                   "message (an object with role and content)")
+            for part in ("role", "content"):
+                if part not in msg:
+                    raise MappingError(f"field 'query[{i}].{part}': missing")
+                problem = _text_problem(msg[part])
+                if problem:
+                    raise MappingError(f"field 'query[{i}].{part}': {problem}")
+    elif query is not None:
+        problem = _text_problem(query)
+        if problem:
+            problem = problem.replace("not text", "not text or a list of chat messages")
+            raise MappingError(f"field 'query': {problem}")
+    for name in ("response", "rubric", "reference"):
+        if kw.get(name) is not None:
+            problem = _text_problem(kw[name])
+            if problem:
+                raise MappingError(f"field {name!r}: {problem}")
 
 
 def record_mapper(row: Any) -> dict[str, Any]:
@@ -104,6 +150,12 @@ def record_mapper(row: Any) -> dict[str, Any]:
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise MappingError(f"not a pointwise record (needs input messages and "
                            f"output.content): {type(exc).__name__}: {exc}") from exc
+    from judgeforge.data.validate import lone_surrogate
+
+    bad = lone_surrogate(kw)
+    if bad is not None:
+        field, _, where = bad.partition(" ")
+        raise MappingError(f"field {field!r}: holds a lone surrogate {where}")
     return {k: v for k, v in kw.items() if v is not None}
 
 

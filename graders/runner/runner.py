@@ -152,14 +152,18 @@ class GradingRunner:
         self._fps: dict[tuple[str, int], tuple[str, str]] = {}
 
     # -- one evaluation ------------------------------------------------------------------------
-    async def _evaluate(self, name: str, config: GraderConfig, row: Any) -> Any:
+    async def _evaluate(self, name: str, config: GraderConfig, row: Any,
+                        where: str | None = None) -> Any:
+        """One (row, grader) value; ``where`` (e.g. ``"row 3"``) prefixes a bad-input error."""
         grader = config.grader
         gname = str(getattr(grader, "name", "") or name)
         try:
             kwargs = apply_mapper(row, config.mapper)
         except MappingError as exc:
-            return GraderError(name=gname, error=str(exc), reason="the row lacks a grader input",
-                               metadata={"error_type": "MappingError", "retryable": False})
+            text = f"{where}: {exc}" if where else str(exc)
+            return GraderError(name=gname, error=text, reason="the row lacks a usable grader "
+                               "input", metadata={"error_type": "MappingError",
+                                                  "retryable": False})
         if getattr(grader, "stateful", False):
             grader = copy.deepcopy(grader)
         try:
@@ -267,7 +271,8 @@ class GradingRunner:
 
         async def worker() -> None:
             for name, i in pending:
-                result = await self._evaluate(name, configs[name], rows[i])
+                label = f"row {i}" + (f" (key {keys[i]!r})" if keys is not None else "")
+                result = await self._evaluate(name, configs[name], rows[i], label)
                 results[name][i] = result
                 if is_error(result):
                     summary.failed += 1

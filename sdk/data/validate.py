@@ -27,6 +27,7 @@ __all__ = [
     "duplicate_ids",
     "format_errors",
     "infer_info",
+    "lone_surrogate",
     "parse_record",
     "resolve_scales",
     "validate_one",
@@ -110,6 +111,26 @@ def _message(err: Mapping[str, Any]) -> str:
     return f"{msg[:1].lower()}{msg[1:]} (got {_short(err.get('input'))})"
 
 
+def lone_surrogate(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first text in ``value`` (dicts and lists, any depth) that holds a
+    lone surrogate such as ``"\\ud800"`` -- text no UTF-8 file, JSON request or tokenizer can
+    carry -- else None. Iterative, so deep nesting cannot overflow the stack."""
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return f"{where or '(value)'} (character {exc.start})"
+        elif isinstance(item, Mapping):
+            stack.extend((f"{where}.{k}" if where else str(k), v)
+                         for k, v in reversed(list(item.items())))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((f"{where}[{i}]", v) for i, v in reversed(list(enumerate(item))))
+    return None
+
+
 def parse_record(raw: RawRow) -> PointwiseRecord | list[RowError]:
     """Validate one raw row's structure (not its label ranges)."""
     if raw.error is not None:
@@ -117,6 +138,11 @@ def parse_record(raw: RawRow) -> PointwiseRecord | list[RowError]:
     if not isinstance(raw.data, Mapping):
         kind = type(raw.data).__name__
         return [RowError(raw.index, raw.line, None, f"expected an object (a dict), got {kind}")]
+    bad_text = lone_surrogate(dict(raw.data))
+    if bad_text is not None:
+        field, _, where = bad_text.partition(" ")
+        return [RowError(raw.index, raw.line, field,
+                         f"text holds a lone surrogate {where}: not valid Unicode text")]
     try:
         return PointwiseRecord.model_validate(dict(raw.data))
     except ValidationError as exc:
