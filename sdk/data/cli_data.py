@@ -8,6 +8,7 @@
     judgeforge data convert lamp FILE --out OUT
     judgeforge data convert generic FILE --out OUT --map query=COL --map response=COL \\
         --label DIM=COL [--scale 0-4]
+    judgeforge data convert pandalm|hhh|pairs|pairs-from-pointwise FILE --out OUT  (pairwise)
     judgeforge data split FILE --out-dir DIR [--test-size 0.2] [--seed 0] [--group-key KEY]
     judgeforge data info FILE
 
@@ -87,7 +88,12 @@ def _guard(func: Any) -> Any:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from judgeforge.data.io import load_records
+    from judgeforge.data.pairwise import is_pairwise_file
 
+    if is_pairwise_file(args.file):  # response_a/response_b columns: pairwise records
+        from judgeforge.data.cli_pairwise import validate_pairwise
+
+        return validate_pairwise(args.file, args.max_errors)
     result = load_records(args.file, scale=args.scale, skip_invalid=True)
     total = len(result.records) + result.skipped
     if result.errors:
@@ -192,8 +198,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _convert_parsers(sub: Any) -> None:
-    conv = sub.add_parser("convert", help="convert a dataset to pointwise records",
-                          description="Convert a dataset to pointwise records.", epilog=_EPILOG)
+    conv = sub.add_parser("convert", help="convert a dataset to pointwise or pairwise records",
+                          description="Convert a dataset to pointwise records (or pairwise "
+                                      "ones: pandalm, hhh, pairs, pairs-from-pointwise).",
+                          epilog=_EPILOG)
     kinds = conv.add_subparsers(dest="convert_kind", metavar="KIND", required=True)
 
     hs = kinds.add_parser("helpsteer2", help="HelpSteer2 (hub, folder or local file)",
@@ -273,6 +281,10 @@ def _convert_parsers(sub: Any) -> None:
     _add_out(ge)
     ge.set_defaults(func=_guard(_cmd_generic))
 
+    from judgeforge.data.cli_pairwise import add_pairwise_converters
+
+    add_pairwise_converters(kinds, _guard)
+
 
 def register(subparsers: Any) -> None:
     """Add ``data`` and its subcommands to the judgeforge CLI."""
@@ -282,7 +294,9 @@ def register(subparsers: Any) -> None:
     sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
 
     va = sub.add_parser("validate", help="check a file; print every bad row and field",
-                        description="Validate a pointwise Parquet/JSONL file.", epilog=_EPILOG)
+                        description="Validate a pointwise or pairwise Parquet/JSONL file (a "
+                                    "pairwise one has response_a and response_b columns).",
+                        epilog=_EPILOG)
     va.add_argument("file", help="a .parquet or .jsonl file")
     _add_scale(va, "default: the file's stored info, else 0-4")
     va.add_argument("--max-errors", type=int, default=0,
