@@ -19,7 +19,8 @@ from judgeforge.graders.builtin import (
     grader_names,
 )
 from judgeforge.graders.llm_grader import LLMGrader
-from judgeforge.graders.results import GraderError, GraderResult, GraderScore
+from judgeforge.graders.pairwise import PairwiseGrader, PointwisePreferenceGrader
+from judgeforge.graders.results import GraderError, GraderPreference, GraderResult, GraderScore
 from judgeforge.graders.runner import (
     GraderConfig,
     GradingRunner,
@@ -40,7 +41,10 @@ __all__ = [
     "grader_names",
     "GraderScore",
     "GraderError",
+    "GraderPreference",
     "GraderResult",
+    "PairwiseGrader",
+    "PointwisePreferenceGrader",
     "GradingRunner",
     "GraderConfig",
     "WeightedMean",

@@ -4,6 +4,9 @@ Field names and types mirror OpenJudge's ``openjudge.graders.schema.GraderScore`
 ``GraderError`` (``name``, ``reason``, ``metadata``; ``score: float``; ``error: str``), so code
 written against one reads the other. Both are pydantic models.
 
+A comparison's verdict is a :class:`GraderPreference` (a score that also carries
+``preference`` and ``probability``; its dict form has both keys).
+
 Metadata keys judgeforge's own graders write:
 
 - scores: ``raw_output``, ``parse_status`` (``"ok"``), ``normalized_score`` (0-1 over the
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +30,7 @@ from judgeforge.errors import DataError, UsageError
 __all__ = [
     "GraderScore",
     "GraderError",
+    "GraderPreference",
     "GraderResult",
     "to_dict",
     "from_dict",
@@ -65,6 +69,17 @@ class GraderError(_ResultBase):
     def retryable(self) -> bool:
         """True when a rerun may succeed (a transport failure rather than a final verdict)."""
         return bool(self.metadata.get("retryable", False))
+
+
+class GraderPreference(GraderScore):
+    """A comparison's verdict: ``preference`` (``"a"``, ``"b"`` or ``"tie"``), ``probability``
+    (how sure the judge is of that verdict, 0-1; None when it gave no probabilities) and
+    ``score``, the signed margin (positive favours ``a``): ``P(a) - P(b)`` for a pairwise judge,
+    ``score(a) - score(b)`` on the scale for a pointwise judge compared. It is a
+    :class:`GraderScore`, so runners, checkpoints and serialisers treat it as one."""
+
+    preference: Literal["a", "b", "tie"] = Field(description="the preferred response, or tie")
+    probability: float | None = Field(default=None, description="the verdict's probability")
 
 
 GraderResult = GraderScore | GraderError
@@ -111,6 +126,10 @@ def to_dict(result: Any) -> dict[str, Any]:
         if not isinstance(score, (int, float)):
             raise UsageError(f"not a grader score or error: {result!r}")
         out["score"] = float(score)
+        if getattr(result, "preference", None) is not None:
+            out["preference"] = str(result.preference)
+            prob = getattr(result, "probability", None)
+            out["probability"] = None if prob is None else _jsonable(float(prob))
     out["reason"] = str(getattr(result, "reason", "") or "")
     out["metadata"] = _jsonable(getattr(result, "metadata", None) or {})
     return out
@@ -124,4 +143,8 @@ def from_dict(data: Mapping[str, Any]) -> GraderResult:
         return GraderError(error=str(data["error"]), **fields)
     if "score" not in data or data["score"] is None:
         raise DataError(f"neither 'score' nor 'error' in {dict(data)!r}")
+    if data.get("preference") is not None:
+        prob = data.get("probability")
+        return GraderPreference(score=float(data["score"]), preference=data["preference"],
+                                probability=None if prob is None else float(prob), **fields)
     return GraderScore(score=float(data["score"]), **fields)

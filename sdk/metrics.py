@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,8 @@ import numpy as np
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
 from judgeforge.errors import DataError
 
-__all__ = ["compute_metrics", "confusion_matrix", "HEADLINE_METRICS"]
+__all__ = ["compute_metrics", "confusion_matrix", "bootstrap_ci", "preference_metrics",
+           "preference_difference", "HEADLINE_METRICS", "PREFERENCE_METRICS"]
 
 HEADLINE_METRICS = ("mae", "mae_parsed", "rmse", "exact_acc", "within1_acc", "pearson",
                     "spearman", "kendall", "qwk", "parse_failure_rate")
@@ -92,22 +93,37 @@ def confusion_matrix(predictions: Sequence[float | None], labels: Sequence[int],
     return {"levels": levels, "columns": [str(v) for v in levels] + ["fail"], "counts": matrix}
 
 
-def _bootstrap(pred: np.ndarray, true: np.ndarray, parsed: np.ndarray, scale: Scale,
-               n_boot: int, ci: float, seed: int) -> dict[str, list[float | None]]:
+def bootstrap_ci(statistics: Callable[[np.ndarray], Mapping[str, float | None]], n: int, *,
+                 n_boot: int = 1000, ci: float = 0.95, seed: int = 0
+                 ) -> dict[str, list[float | None]]:
+    """Percentile intervals of ``statistics(idx)`` over ``n_boot`` resamples of ``range(n)``.
+
+    ``statistics`` gets the resampled row indices and returns named values (None: undefined
+    for that resample, left out). A key with fewer than 10 defined values gets
+    ``[None, None]``. The one bootstrap of judgeforge's metrics (pointwise and preference).
+    """
     rng = np.random.default_rng(seed)
-    keys = ("mae", "mae_parsed", "rmse", "exact_acc", "within1_acc", "pearson", "spearman", "qwk")
-    samples: dict[str, list[float]] = {k: [] for k in keys}
-    n = len(true)
+    samples: dict[str, list[float]] = {}
     for _ in range(n_boot):
         idx = rng.integers(0, n, n)
-        m = _point_metrics(pred[idx], true[idx], parsed[idx], scale)
-        for k in keys:
-            value = m[k]
+        for k, value in statistics(idx).items():
+            samples.setdefault(k, [])
             if value is not None:
                 samples[k].append(value)
     lo, hi = (1 - ci) / 2 * 100, (1 + ci) / 2 * 100
     return {k: ([float(np.percentile(v, lo)), float(np.percentile(v, hi))] if len(v) >= 10
                 else [None, None]) for k, v in samples.items()}
+
+
+def _bootstrap(pred: np.ndarray, true: np.ndarray, parsed: np.ndarray, scale: Scale,
+               n_boot: int, ci: float, seed: int) -> dict[str, list[float | None]]:
+    keys = ("mae", "mae_parsed", "rmse", "exact_acc", "within1_acc", "pearson", "spearman", "qwk")
+
+    def stats(idx: np.ndarray) -> dict[str, float | None]:
+        m = _point_metrics(pred[idx], true[idx], parsed[idx], scale)
+        return {k: m[k] for k in keys}
+
+    return bootstrap_ci(stats, len(true), n_boot=n_boot, ci=ci, seed=seed)
 
 
 def compute_metrics(predictions: Sequence[float | None], labels: Sequence[int],
@@ -143,3 +159,85 @@ def compute_metrics(predictions: Sequence[float | None], labels: Sequence[int],
 
 
 MetricFn = Callable[[Sequence[float | None], Sequence[int]], float]
+
+
+# ---------------------------------------------------------------------------- preferences
+#: Preference metrics, each with a bootstrap interval in ``preference_metrics(...)["ci"]``.
+PREFERENCE_METRICS = ("accuracy", "accuracy_non_tie", "macro_f1", "failure_rate")
+_SIDES = ("a", "b", "tie")
+
+
+def _preference_point(pred: Sequence[str | None], gold: Sequence[str]) -> dict[str, float | None]:
+    from sklearn.metrics import f1_score
+
+    n = len(gold)
+    if n == 0:
+        return {k: None for k in PREFERENCE_METRICS}
+    got = ["fail" if p is None else str(p) for p in pred]
+    hits = [g == p for g, p in zip(gold, got)]
+    decided = [h for h, g in zip(hits, gold) if g != "tie"]
+    f1 = f1_score(list(gold), got, labels=list(_SIDES), average="macro", zero_division=0)
+    return {"accuracy": sum(hits) / n,
+            "accuracy_non_tie": sum(decided) / len(decided) if decided else None,
+            "macro_f1": float(f1), "failure_rate": got.count("fail") / n}
+
+
+def preference_metrics(predictions: Sequence[str | None], labels: Sequence[str], *,
+                       groups: Sequence[str] | None = None,
+                       consistent: Sequence[bool | None] | None = None, bootstrap: int = 1000,
+                       ci: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Accuracy, accuracy on the non-tie labels, macro-F1 over a/b/tie and the failure rate of
+    preference ``predictions`` (``"a"``/``"b"``/``"tie"``, None for a failure, which counts as
+    wrong and as no class) against ``labels``; ``ci`` holds bootstrap intervals,
+    ``by_group`` the same per group, ``position_consistency`` the share of ``consistent``
+    (per row: both orders agreed; None: not known) that is True.
+    """
+    if len(predictions) != len(labels):
+        raise DataError(f"{len(predictions)} predictions for {len(labels)} labels")
+    bad = sorted({str(g) for g in labels if g not in _SIDES})
+    if bad:
+        raise DataError(f"preference labels must be a, b or tie; got {bad}")
+    pred, gold = list(predictions), list(labels)
+    out: dict[str, Any] = {"n": len(gold), **_preference_point(pred, gold)}
+    out["predicted"] = {s: sum(1 for p in pred if p == s) for s in _SIDES}
+    out["predicted"]["fail"] = sum(1 for p in pred if p is None)
+    known = [c for c in (consistent or []) if c is not None]
+    out["position_consistency"] = sum(known) / len(known) if known else None
+    out["ci_level"] = ci
+    out["ci"] = bootstrap_ci(lambda idx: _preference_point([pred[i] for i in idx],
+                                                           [gold[i] for i in idx]),
+                             len(gold), n_boot=bootstrap, ci=ci, seed=seed) \
+        if bootstrap and len(gold) >= 2 else {}
+    if groups is not None:
+        if len(groups) != len(gold):
+            raise DataError("groups must have one entry per prediction")
+        members: dict[str, list[int]] = {}
+        for i, g in enumerate(groups):
+            members.setdefault(str(g), []).append(i)
+        out["by_group"] = {g: {"n": len(idx), **_preference_point([pred[i] for i in idx],
+                                                                   [gold[i] for i in idx])}
+                           for g, idx in sorted(members.items())}
+    return out
+
+
+def preference_difference(first: Sequence[str | None], second: Sequence[str | None],
+                          labels: Sequence[str], *, metric: str = "accuracy",
+                          bootstrap: int = 1000, ci: float = 0.95, seed: int = 0
+                          ) -> dict[str, Any]:
+    """``metric(first) - metric(second)`` on the same rows, with a paired bootstrap interval
+    (the rows resampled together): is ``first`` better than ``second`` beyond noise?"""
+    if metric not in PREFERENCE_METRICS:
+        raise DataError(f"metric must be one of {PREFERENCE_METRICS}, got {metric!r}")
+    if not len(first) == len(second) == len(labels):
+        raise DataError("first, second and labels must have the same length")
+
+    def diff(idx: Sequence[int]) -> dict[str, float | None]:
+        x = _preference_point([first[i] for i in idx], [labels[i] for i in idx])[metric]
+        y = _preference_point([second[i] for i in idx], [labels[i] for i in idx])[metric]
+        return {metric: None if x is None or y is None else x - y}
+
+    point = diff(range(len(labels)))[metric]
+    interval = bootstrap_ci(diff, len(labels), n_boot=bootstrap, ci=ci, seed=seed) \
+        if bootstrap and len(labels) >= 2 else {}
+    return {"metric": metric, "difference": point,
+            "ci": interval.get(metric, [None, None]), "ci_level": ci}
