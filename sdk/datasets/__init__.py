@@ -18,11 +18,21 @@ from pathlib import Path
 from judgeforge._resources import package_dir
 from judgeforge.errors import DataError
 
-__all__ = ["PROMETHEUS_FILES", "prometheus_files", "shipped_path", "shipped_sets"]
+__all__ = ["PANDALM_VERDICT_FILES", "PREFERENCE_FILES", "PROMETHEUS_FILES", "prometheus_files",
+           "shipped_path", "shipped_sets"]
 
 #: The demo's and the CPU recipe's default data: the Prometheus absolute-grading sets.
 PROMETHEUS_FILES = ("prometheus-absolute/mt_bench_eval.json.gz",
                     "prometheus-absolute/vicuna_eval.json.gz")
+
+#: The human-labelled pairwise benchmark sets (``judgeforge bench preference``'s defaults):
+#: name -> shipped file, converted by ``judgeforge.data.converters.<name>.convert_<name>``.
+PREFERENCE_FILES = {"pandalm": "pandalm/testset-v1.json.gz",
+                    "hhh": "hhh-alignment/hhh_alignment_eval.json.gz"}
+#: Published judges' verdicts on PandaLM's items (read with
+#: ``judgeforge.data.converters.pandalm.published_verdicts``).
+PANDALM_VERDICT_FILES = {"GPT-3.5": "pandalm/gpt-3.5-turbo-testset-v1.json.gz",
+                         "PandaLM-7B": "pandalm/pandalm-7b-testset-v1.json.gz"}
 
 
 def _root() -> Path:
