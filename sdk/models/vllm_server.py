@@ -49,6 +49,7 @@ __all__ = [
     "find_free_port",
     "build_vllm_command",
     "build_vllm_env",
+    "cpu_threads_bind",
     "process_group_alive",
     "VLLMServer",
     "ServerPool",
@@ -62,6 +63,9 @@ VLLM_MODULE = "vllm.entrypoints.openai.api_server"
 DEFAULT_SHUTDOWN_TIMEOUT = 60
 DEFAULT_STARTUP_TIMEOUT = 600.0
 DEFAULT_CPU_KV_CACHE_GIB = 1
+BIND_ENV = "VLLM_CPU_OMP_THREADS_BIND"
+#: up to this many usable CPUs the engine binds them all (vLLM's ``auto`` reserves one)
+BIND_ALL_MAX_CPUS = 4
 
 
 def detect_device() -> Device:
@@ -181,6 +185,44 @@ def build_vllm_command(
     return cmd
 
 
+def _id_ranges(ids: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2,5"`` (the CPU-list syntax vLLM parses)."""
+    runs: list[list[int]] = []
+    for cpu in sorted(set(ids)):
+        if runs and cpu == runs[-1][1] + 1:
+            runs[-1][1] = cpu
+        else:
+            runs.append([cpu, cpu])
+    return ",".join(f"{a}-{b}" if b > a else str(a) for a, b in runs)
+
+
+def cpu_threads_bind(cpus: Sequence[int] | None = None) -> str:
+    """The ``VLLM_CPU_OMP_THREADS_BIND`` judgeforge picks for a machine with usable CPU ids
+    ``cpus`` (default: this process's affinity).
+
+    vLLM's default ``auto`` reserves one CPU for its scheduler and binds the engine's threads to
+    the rest, so on 2 cores the model computes on one. Up to :data:`BIND_ALL_MAX_CPUS` CPUs the
+    engine is bound to all of them (e.g. ``"0-1"``; measured on 2 cores: a 647-token prompt on
+    Qwen2.5-Coder-1.5B 10.6 s -> 5.1 s); beyond that one reserved CPU costs little and vLLM's
+    ``auto`` (one thread per physical core, NUMA-aware) is kept.
+    """
+    ids = sorted(os.sched_getaffinity(0)) if cpus is None else sorted(set(cpus))
+    if not ids or len(ids) > BIND_ALL_MAX_CPUS:
+        return "auto"
+    return _id_ranges(ids)
+
+
+def _bind_choice(option: str | None, base_env: Mapping[str, str],
+                 cpus: Sequence[int] | None) -> tuple[str, str]:
+    """(binding, where it came from): the option, else the user's env var, else the rule."""
+    if option:
+        return option, "the cpu_threads_bind option"
+    if base_env.get(BIND_ENV):
+        return base_env[BIND_ENV], f"${BIND_ENV}"
+    ids = sorted(os.sched_getaffinity(0)) if cpus is None else sorted(set(cpus))
+    return cpu_threads_bind(ids), f"judgeforge's rule for {len(ids)} usable CPUs"
+
+
 def build_vllm_env(
     *,
     device: Device = "cpu",
@@ -188,12 +230,16 @@ def build_vllm_env(
     home: str | os.PathLike[str] | None = None,
     base_env: Mapping[str, str] | None = None,
     overrides: Mapping[str, str] | None = None,
+    cpu_threads_bind: str | None = None,
+    cpus: Sequence[int] | None = None,
 ) -> dict[str, str]:
     """The server's environment: ``base_env`` (default ``os.environ``) plus vLLM settings.
 
     Always: ``HF_HUB_OFFLINE=1``, ``VLLM_NO_USAGE_STATS=1``, and ``TMPDIR``, ``VLLM_CACHE_ROOT``,
     ``TORCHINDUCTOR_CACHE_DIR`` under ``<home>`` (default :func:`judgeforge_home`). On CPU
-    ``VLLM_CPU_KVCACHE_SPACE`` (whole GiB, default 1; vLLM fails to start without it).
+    ``VLLM_CPU_KVCACHE_SPACE`` (whole GiB, default 1; vLLM fails to start without it) and
+    ``VLLM_CPU_OMP_THREADS_BIND``: the ``cpu_threads_bind`` argument, else the one already in
+    ``base_env``, else :func:`cpu_threads_bind` of ``cpus`` (default: this process's CPUs).
     ``overrides`` win over everything.
     """
     from judgeforge.models.default_model import judgeforge_home
@@ -213,6 +259,7 @@ def build_vllm_env(
         if gib < 1 or float(gib) != int(gib):
             raise ConfigError(f"on CPU kv_cache_gib must be a whole number >= 1 GiB, not {gib}")
         env["VLLM_CPU_KVCACHE_SPACE"] = str(int(gib))
+        env[BIND_ENV] = _bind_choice(cpu_threads_bind, env, cpus)[0]
     env.update(dict(overrides or {}))
     return env
 
@@ -359,6 +406,9 @@ class VLLMServer:
     (default ``<home>/logs/vllm-<port>.log``). :meth:`start` waits until ``/health`` answers
     (``startup_timeout`` seconds) and raises :class:`ServerError` quoting the log's last lines if
     the server dies or never becomes healthy. :meth:`stop` ends the whole process group.
+    ``cpu_threads_bind`` sets ``VLLM_CPU_OMP_THREADS_BIND`` on CPU (default: the user's own
+    variable, else :func:`cpu_threads_bind`, i.e. every core on a machine of up to 4); the
+    choice is logged at start.
     """
 
     def __init__(
@@ -383,6 +433,7 @@ class VLLMServer:
         env: Mapping[str, str] | None = None,
         python: str | None = None,
         data_parallel_size: int | None = None,
+        cpu_threads_bind: str | None = None,
     ) -> None:
         from judgeforge.models.resolve import resolve_model_path
 
@@ -409,6 +460,7 @@ class VLLMServer:
         self.extra_args = tuple(extra_args)
         self.env_overrides = dict(env or {})
         self.python = python or os.environ.get("JUDGEFORGE_VLLM_PYTHON") or None
+        self.cpu_threads_bind = cpu_threads_bind
         self.log_path: Path | None = None
         self.command: list[str] = []
         self._proc: subprocess.Popen[bytes] | None = None
@@ -464,6 +516,13 @@ class VLLMServer:
             python=self.python, data_parallel_size=self.data_parallel_size,
         )
 
+    def build_env(self, cpus: Sequence[int] | None = None) -> dict[str, str]:
+        """The environment :meth:`start` gives vLLM (``cpus``: the usable CPU ids; default this
+        process's affinity)."""
+        return build_vllm_env(device=self.device, kv_cache_gib=self.kv_cache_gib, home=self.home,
+                              overrides=self.env_overrides,
+                              cpu_threads_bind=self.cpu_threads_bind, cpus=cpus)
+
     def start(self) -> VLLMServer:
         """Start the server and block until it is healthy. Returns ``self``."""
         if self.is_running():
@@ -492,8 +551,12 @@ class VLLMServer:
         root = Path(self.home).expanduser() if self.home is not None else judgeforge_home()
         self.log_path = self._log_file or root / "logs" / f"vllm-{port}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = build_vllm_env(device=self.device, kv_cache_gib=self.kv_cache_gib, home=self.home,
-                             overrides=self.env_overrides)
+        env = self.build_env()
+        if self.device == "cpu":
+            why = _bind_choice(self.cpu_threads_bind, os.environ, None)[1]
+            if self.env_overrides.get(BIND_ENV):
+                why = "the env overrides"
+            log.info("vLLM CPU thread binding %s=%s (from %s)", BIND_ENV, env[BIND_ENV], why)
         for key in ("TMPDIR", "VLLM_CACHE_ROOT", "TORCHINDUCTOR_CACHE_DIR"):
             Path(env[key]).mkdir(parents=True, exist_ok=True)
         self.command = self.build_command(port)
