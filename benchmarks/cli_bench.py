@@ -73,6 +73,35 @@ def _quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preference(args: argparse.Namespace) -> int:
+    from judgeforge.benchmarks.preference import run_preference
+    from judgeforge.benchmarks.preference_report import preference_table
+
+    published: dict[str, str] | None = {} if args.no_published else None
+    for item in args.published:
+        published = published or {}
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            print(f"judgeforge bench preference: --published wants LABEL=PATH, got {item!r}",
+                  file=sys.stderr)
+            return 2
+        published[label] = path
+    report = run_preference(
+        args.data, args.model, out_dir=args.out, limit=args.limit, dev_limit=args.dev_limit,
+        margin=args.margin, margin_metric=args.margin_metric, mode=args.mode,
+        both_orders=args.both_orders, graders=[g for g in args.graders.split(",") if g],
+        published=published, seed=args.seed, concurrency=args.concurrency,
+        bootstrap=args.bootstrap, max_tokens=args.max_tokens, model_name=args.model_name,
+        server_options=_server_options(args), timeout=args.timeout,
+        show_progress=not args.no_progress, plots=not args.no_plots, overwrite=args.overwrite)
+    d = report["data"]
+    print(f"\n{d['path']}: {d['rows_graded']} of {d['rows_in_file']} pairs, gold "
+          f"{d['gold_counts']}")
+    print(preference_table(report))
+    print(f"\nreport: {args.out}/report.md, {args.out}/report.json")
+    return 0
+
+
 def _suite(args: argparse.Namespace) -> int:
     from judgeforge.benchmarks.suite import load_suite, run_suite
     from judgeforge.benchmarks.suite.report import set_table, summary_table
@@ -175,6 +204,65 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--overwrite", action="store_true",
                    help="discard results already in --out instead of resuming from them")
     q.set_defaults(func=_quality)
+
+    pr = sub.add_parser(
+        "preference", help="which of two responses is better: a judge against human verdicts",
+        description="Grade a pairwise file (judgeforge data convert pandalm/hhh/pairs) with one "
+                    "judge two ways: its pointwise scores of both responses (expected mode; a tie "
+                    "within a margin) and its pairwise verdict (both orders); write report.json, "
+                    "report.md (beside the published verdicts, 'longer wins' and the majority "
+                    "class, with bootstrap intervals), preference.png and rows.jsonl "
+                    "(resumable).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    pr.add_argument("--data", required=True, help="pairwise Parquet/JSONL file")
+    pr.add_argument("--model", required=True, metavar="[NAME=]URL|PATH|default",
+                    help=_MODEL_HELP)
+    pr.add_argument("--model-name", default=None,
+                    help="served model name for URL judges (default: the server's first model)")
+    pr.add_argument("--out", required=True, help="output folder (resumable)")
+    pr.add_argument("--limit", type=int, default=None,
+                    help="grade a seeded random sample of N pairs (default: all)")
+    pr.add_argument("--dev-limit", type=int, default=0,
+                    help="fit the pointwise tie margin on N other pairs of the file (0: margin "
+                         "0 unless --margin)")
+    pr.add_argument("--margin", type=float, default=None,
+                    help="the pointwise tie margin on the judge's scale (default: fitted on "
+                         "--dev-limit pairs, else 0)")
+    pr.add_argument("--margin-metric", choices=("macro_f1", "accuracy"), default="macro_f1",
+                    help="what the fitted margin maximises on the dev pairs")
+    pr.add_argument("--mode", choices=("expected", "sample"), default="expected",
+                    help="pairwise verdicts: expected (verdict-token probabilities after a "
+                         "<verdict> prefill) or sample (parse <verdict>A|B|TIE</verdict>)")
+    pr.add_argument("--both-orders", action=argparse.BooleanOptionalAction, default=True,
+                    help="judge (a, b) and (b, a) and average (pairwise verdicts)")
+    pr.add_argument("--graders", default="pointwise,pairwise",
+                    help="comma-separated: pointwise (derived from scores), pairwise")
+    pr.add_argument("--published", action="append", default=[], metavar="LABEL=PATH",
+                    help="a published judge's verdict file to stand beside (PandaLM's "
+                         "gpt-3.5-turbo-testset-v1.json or pandalm-7b-testset-v1.json), joined "
+                         "by record id; repeatable (default: the shipped GPT-3.5 and "
+                         "PandaLM-7B verdicts when the pairs are PandaLM's)")
+    pr.add_argument("--no-published", action="store_true",
+                    help="stand no published verdicts beside the judge")
+    pr.add_argument("--seed", type=int, default=0, help="seed of the sample and the bootstrap")
+    pr.add_argument("--concurrency", type=int, default=8, help="pairs in flight")
+    pr.add_argument("--bootstrap", type=int, default=1000,
+                    help="bootstrap resamples for the intervals (0: none)")
+    pr.add_argument("--max-tokens", type=int, default=None,
+                    help="max generated tokens in sample mode (default: 256)")
+    pr.add_argument("--timeout", type=float, default=600.0,
+                    help="seconds per model request attempt")
+    pr.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                    help="extra vLLM argument for managed (PATH/default) servers, repeatable")
+    pr.add_argument("--kv-cache-gib", type=float, default=None,
+                    help="KV cache size (GiB) of a managed CPU vLLM server")
+    pr.add_argument("--max-model-len", type=int, default=None,
+                    help="max context length of a managed vLLM server")
+    pr.add_argument("--no-plots", action="store_true", help="skip the PNG plot")
+    pr.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    pr.add_argument("--overwrite", action="store_true",
+                    help="discard results already in --out instead of resuming from them")
+    pr.set_defaults(func=_preference)
 
     st = sub.add_parser(
         "suite", help="grade judges over a suite of human-labelled sets, with published anchors",

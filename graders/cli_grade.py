@@ -8,7 +8,9 @@ vLLM server) or ``default`` (the prepared default model, also what no ``--model`
 parser every command shares (:mod:`judgeforge.models.spec`). A trained judge's folder carries
 its judge card (``judge_config.json``): the grader, scale, prompt limits, scoring mode and
 calibration come from it, and explicit options (``--grader``, ``--scale``, ``--mode``...)
-override it. ``--data`` reads the project's pointwise files (rendered exactly as the trainers
+override it. A pairwise file (``response_a``/``response_b``) is graded with the pairwise judge
+(both orders, ``<verdict>``; ``--compare pointwise`` scores each response instead). ``--data``
+reads the project's pointwise files (rendered exactly as the trainers
 render them: :func:`judgeforge.prompt.record_inputs`) and plain JSONL/JSON with
 ``query``/``response`` columns. With ``--output`` results are appended as they finish;
 rerunning the same command resumes.
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +110,40 @@ def _build_grader(args: argparse.Namespace, model: Any, card: JudgeCard | None) 
     return get_grader(name, model, **opts)
 
 
+def _read_pairs(path: str | Path, limit: int | None) -> list[dict[str, Any]] | None:
+    """A pairwise file's records as dicts (None: not a pairwise file)."""
+    from judgeforge.data.pairwise import is_pairwise_file, read_pairwise
+
+    if not is_pairwise_file(path):
+        return None
+    records = read_pairwise(path)
+    return [r.to_dict() for r in records[:limit]]
+
+
+def _build_comparer(args: argparse.Namespace, model: Any, card: JudgeCard | None) -> Any:
+    """The grader for pairwise rows: the pairwise judge (``--compare pairwise``, its card's
+    settings when it has them) or the pointwise grader's scores compared."""
+    from judgeforge.graders.pairwise import PairwiseGrader, PointwisePreferenceGrader
+
+    if args.compare == "pointwise":
+        if args.mode is None:
+            args.mode = "expected"
+        return PointwisePreferenceGrader(_build_grader(args, model, card),
+                                         margin=args.margin or 0.0, name="preference")
+    if args.mode == "vote":
+        raise ConfigError("--mode vote is for pointwise grading; a pairwise judge takes "
+                          "expected or sample")
+    if args.margin is not None:
+        raise ConfigError("--margin is the pointwise tie margin (--compare pointwise)")
+    given = {k: v for k, v in (("mode", args.mode), ("constrained", args.constrained),
+                                ("temperature", args.temperature),
+                                ("max_tokens", args.max_tokens),
+                                ("both_orders", args.both_orders)) if v is not None}
+    if card is not None and getattr(card, "pairwise", None) is not None:
+        return PairwiseGrader.from_card(card, model, **given)
+    return PairwiseGrader(model, **given)
+
+
 async def run_grade(args: argparse.Namespace) -> int:
     """The command's body (async): build model, grader and runner; grade; report."""
     from judgeforge.graders.runner import GraderConfig, GradingRunner
@@ -118,12 +155,19 @@ async def run_grade(args: argparse.Namespace) -> int:
         args.model = args.model[0]
     spec = parse_model_spec(args.model)
     card = spec.card()
-    rows, mapper = read_rows(args.data, args.limit)
+    pairs = _read_pairs(args.data, args.limit)
+    if pairs is not None:
+        from judgeforge.graders.pairwise import pairwise_mapper
+
+        rows, mapper = pairs, pairwise_mapper
+    else:
+        rows, mapper = read_rows(args.data, args.limit)
     model = _build_model(args, spec)
     async with model:
-        grader = _build_grader(args, model, card)
+        grader = (_build_comparer(args, model, card) if pairs is not None
+                  else _build_grader(args, model, card))
         column_name = args.grader or grader.name
-        if card is not None:
+        if card is not None and pairs is None:
             dims = ", ".join(f"{d} {s.min}-{s.max}" for d, s in grader.dimensions.items())
             print(f"judgeforge grade: judge card of {spec.target}: {dims}, mode {grader.mode}"
                   f"{', calibrated' if grader.calibration else ''}", file=sys.stderr)
@@ -141,7 +185,13 @@ async def run_grade(args: argparse.Namespace) -> int:
     scores = [r.score for r in column if is_score(r)]
     summary = runner.summary
     print(f"judgeforge grade: {summary}", file=sys.stderr)
-    if scores:
+    verdicts = Counter(str(r.preference) for r in column
+                       if is_score(r) and getattr(r, "preference", None) is not None)
+    if verdicts:
+        print(f"judgeforge grade: verdicts a {verdicts['a']}, b {verdicts['b']}, tie "
+              f"{verdicts['tie']}; {len(column) - len(scores)} without a verdict",
+              file=sys.stderr)
+    elif scores:
         print(f"judgeforge grade: mean score {sum(scores) / len(scores):.3f} over {len(scores)} "
               f"scored row(s), {len(column) - len(scores)} without a score", file=sys.stderr)
     return 1 if args.strict and len(scores) < len(column) else 0
@@ -192,6 +242,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None,
                    help="ask the judge to reason in <think>...</think> before the score "
                         "(default: the card's, else off)")
+    p.add_argument("--compare", choices=("pairwise", "pointwise"), default="pairwise",
+                   help="for a pairwise file (response_a/response_b): judge both responses "
+                        "together (pairwise) or score each with the pointwise grader and "
+                        "prefer the higher (pointwise)")
+    p.add_argument("--both-orders", action=argparse.BooleanOptionalAction, default=None,
+                   help="pairwise files: judge (a, b) and (b, a) and average (default: on)")
+    p.add_argument("--margin", type=float, default=None,
+                   help="--compare pointwise: a score difference within this margin is a tie "
+                        "(default: 0)")
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature (default: 0 for sample, 1 for vote)")
     p.add_argument("--max-tokens", type=_positive, default=None,

@@ -1,9 +1,10 @@
 """The scoring API: ``create_app(settings, model) -> FastAPI``.
 
 Routes: ``POST /v1/score`` (one pair), ``POST /v1/score/batch`` (many, concurrent, in order,
-per-item errors as values), ``GET /v1/graders``, ``GET /healthz`` (reflects the model server),
-and the OpenAPI docs (``/docs``, ``/openapi.json``). The model is injected, so the same app runs
-against a managed vLLM server, a remote one, or a test's server.
+per-item errors as values), ``POST /v1/compare`` (which of two responses is better:
+:mod:`judgeforge.graders.serving.compare`), ``GET /v1/graders``, ``GET /healthz`` (reflects
+the model server), and the OpenAPI docs (``/docs``, ``/openapi.json``). The model is injected,
+so the same app runs against a managed vLLM server, a remote one, or a test's server.
 
 Status codes: 200 for a score and for a judge output without a valid score (``parse_status``
 says why; ``score`` is null); 401 without the API key; 413 over ``max_body_bytes``; 422 for
@@ -27,6 +28,7 @@ from fastapi.responses import JSONResponse
 from judgeforge.errors import ConfigError
 from judgeforge.graders.results import is_error
 from judgeforge.graders.serving.auth import BearerAuthMiddleware
+from judgeforge.graders.serving.compare import add_compare_route
 from judgeforge.graders.serving.grading import (
     UNAVAILABLE_ERRORS,
     GraderPool,
@@ -182,6 +184,8 @@ def create_app(settings: ServiceSettings, model: ChatModel, *, own_model: bool =
             return _error(503, f"{kind}: {outs[0].error}", headers={"Retry-After": "1"},
                           error_type=outs[0].error_type, result=resp.model_dump())
         return resp
+
+    add_compare_route(app, settings, model, card)
 
     @app.get("/v1/graders", response_model=GradersResponse, tags=["info"],
              summary="The graders, modes and limits this service offers")
