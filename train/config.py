@@ -34,7 +34,11 @@ class ModelSection(_Section):
 
 class DataSection(_Section):
     train_files: list[str] = Field(default_factory=list,
-                                   description="pointwise Parquet/JSONL training files")
+                                   description="pointwise Parquet/JSONL training files; several "
+                                   "files may be on different scales (a training mix: each "
+                                   "row's prompt shows its own file's dimension and scale; the "
+                                   "first file's is the judge's own, the one its calibration "
+                                   "maps)")
     val_files: list[str] = Field(default_factory=list,
                                  description="pointwise Parquet/JSONL validation files")
     dimension: str | None = Field(None, description="label dimension to train on; empty = every "
@@ -42,12 +46,20 @@ class DataSection(_Section):
     scale: str | None = Field(None, description="score scale MIN-MAX; empty = from the dataset "
                               "info (default 0-4)")
     max_train_rows: int | None = Field(None, description="cap on training rows (None = all)")
-    max_val_rows: int | None = Field(None, description="cap on validation rows (None = all)")
+    mix_weights: list[float] | None = Field(None, description="each training file's share of "
+                                            "the training rows, in train_files order (e.g. "
+                                            "[2, 1, 1]); files are resampled to it (repeats "
+                                            "only where a file has too few rows); None = every "
+                                            "row once")
+    max_val_rows: int | None = Field(None, description="cap on validation rows (None = all; "
+                                     "per file in a mix)")
     balance_labels: bool = Field(False, description="resample training rows so every label is "
                                  "equally frequent")
     group_key: str | None = Field(None, description="rows sharing extra_info[group_key] stay on "
                                   "one side of the validation hold-out; empty = rows sharing "
-                                  "their query text do")
+                                  "their query text do. A comma list (idx,pair,question) picks "
+                                  "per file the first key all its rows carry (a mix of sets), "
+                                  "else the query text")
 
 
 class PromptSection(_Section):

@@ -7,7 +7,8 @@ One set of rules:
   at least one chosen dimension; anything else is a :class:`RowError` naming the row, collected
   and raised together as one :class:`DataError` (never a silent drop);
 - label balancing (:func:`balance`): each label of the first dimension equally often, drawn
-  round-robin from shuffled pools (with repeats);
+  round-robin from shuffled pools (with repeats); rows on several scales (a training mix) are
+  balanced within each scale group (:func:`row_group`), each group keeping its share of rows;
 - what a row says about itself for the reward travels in ``extra_info["judgeforge"]``, a
   :class:`RowSpec` (read back by :func:`read_row_spec` in ``judgeforge.train.reward``).
 
@@ -30,7 +31,8 @@ from judgeforge.data.validate import RowError, format_errors
 from judgeforge.errors import DataError
 from judgeforge.prompt import PromptTemplate
 
-__all__ = ["RowSpec", "TrainRow", "build_rows", "balance", "read_row_spec", "training_template"]
+__all__ = ["RowSpec", "TrainRow", "build_rows", "balance", "read_row_spec", "training_template",
+           "row_group"]
 
 T = TypeVar("T")
 
@@ -150,31 +152,56 @@ def build_rows(records: Sequence[PointwiseRecord], template: PromptTemplate, *,
     return rows
 
 
+def row_group(row: Mapping[str, Any]) -> str:
+    """The scale group of a CPU row: its dimensions and scales as text (``quality 1-5``), read
+    from ``extra_info["judgeforge"]``; ``""`` for a row without a spec. Rows of one group share
+    a prompt scale: validation metrics and label balancing work group by group."""
+    spec = read_row_spec(row.get("extra_info") if isinstance(row, Mapping) else None)
+    if spec is None:
+        return ""
+    return ", ".join(f"{d} {lo}-{hi}" for d, (lo, hi) in spec["dimensions"].items())
+
+
 def balance(rows: Sequence[T], n: int | None, seed: int,
-            key: Callable[[T], int] | None = None) -> list[T]:
+            key: Callable[[T], int] | None = None,
+            group: Callable[[T], str] | None = None) -> list[T]:
     """Rows drawn round-robin over labels, each label equally often (with repeats), shuffled.
 
     ``n`` rows (None: as many as make every label as frequent as the most frequent one);
-    ``key`` gives a row's label (default: ``row["label"]``).
+    ``key`` gives a row's label (default: ``row["label"]``). Rows of several groups (``group``,
+    default :func:`row_group`: a training mix on several scales) are balanced within each
+    group, and each group keeps its share of the rows (groups are visited by a smooth
+    weighted round-robin); one group draws exactly as without groups.
     """
     label_of: Callable[[T], int] = key or (lambda r: r["label"])  # type: ignore[index]
-    by_label: dict[int, list[T]] = defaultdict(list)
+    group_of: Callable[[T], str] = group or (
+        lambda r: row_group(r) if isinstance(r, Mapping) else "")
+    by_group: dict[str, dict[int, list[T]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        by_label[label_of(r)].append(r)
-    if not by_label:
+        by_group[group_of(r)][label_of(r)].append(r)
+    if not by_group:
         return []
     if n is None:
-        n = len(by_label) * max(len(g) for g in by_label.values())
+        n = sum(len(g) * max(len(v) for v in g.values()) for g in by_group.values())
     rng = random.Random(seed)
-    pools: dict[int, list[T]] = {k: [] for k in by_label}
+    groups = sorted(by_group)
+    share = {g: sum(len(v) for v in by_group[g].values()) / len(rows) for g in groups}
+    credit = dict.fromkeys(groups, 0.0)
+    pools: dict[tuple[str, int], list[T]] = {(g, k): [] for g in groups for k in by_group[g]}
+    cycles = {g: sorted(by_group[g]) for g in groups}
+    turn = dict.fromkeys(groups, 0)
     out: list[T] = []
-    labels = sorted(by_label)
     while len(out) < n:
-        for k in labels:
-            if not pools[k]:
-                pools[k] = list(by_label[k])
-                rng.shuffle(pools[k])
-            out.append(pools[k].pop())
+        for g in credit:
+            credit[g] += share[g]
+        g = max(groups, key=lambda x: credit[x])
+        credit[g] -= 1.0
+        k = cycles[g][turn[g] % len(cycles[g])]
+        turn[g] += 1
+        if not pools[g, k]:
+            pools[g, k] = list(by_group[g][k])
+            rng.shuffle(pools[g, k])
+        out.append(pools[g, k].pop())
     out = out[:n]
     rng.shuffle(out)
     return out

@@ -3,6 +3,13 @@
 Runs in the training process with transformers ``generate`` (left padding, no sampling), parses
 with :func:`judgeforge.parsing.parse_score` and reports :func:`judgeforge.metrics.compute_metrics`
 (a parse failure counts as the worst error, never as a score).
+
+Each row is parsed and scored on its own dimension and scale (``extra_info["judgeforge"]``, the
+row's :class:`~judgeforge.train.rows.RowSpec`). Rows on several scales (a training mix) are
+scored per scale group (``summary["groups"]``, keyed ``"quality 1-5"``), and the headline
+numbers are then on normalized scores: ``mae`` is the mean absolute error divided by each
+row's scale range (0-1; a failure counts as that row's worst error), the other metrics are the
+mean of the groups' values (each group counts once), and ``summary["normalized"]`` is True.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from judgeforge.data.schema import Scale
 from judgeforge.errors import ConfigError
 from judgeforge.metrics import compute_metrics
 from judgeforge.parsing import ParsedScore, parse_score
+
+from ..rows import read_row_spec, row_group
 
 __all__ = ["prompt_texts", "generate_greedy", "evaluate_rows", "summary", "score_distributions",
            "distribution_summaries", "expected_score", "expected_scores"]
@@ -57,21 +66,74 @@ def generate_greedy(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], 
     return outputs
 
 
-def summary(metrics: dict[str, Any]) -> dict[str, float | None]:
+def summary(metrics: dict[str, Any]) -> dict[str, Any]:
     """The headline numbers of a :func:`compute_metrics` result (parse rate instead of failures)."""
     out = {k: metrics.get(k) for k in SUMMARY_KEYS if k != "parse_rate"}
     out["parse_rate"] = 1.0 - float(metrics["parse_failure_rate"]) if metrics.get("n") else None
     out["n"] = metrics.get("n")
+    if metrics.get("groups"):
+        out["normalized"] = True
+        out["groups"] = metrics["groups"]
+    return out
+
+
+def _row_scale(row: dict[str, Any] | None, dimension: str, scale: Scale) -> tuple[str, Scale]:
+    """The row's own (dimension, scale) from its spec, else the given ones."""
+    spec = read_row_spec((row or {}).get("extra_info"))
+    if spec is None or len(spec["dimensions"]) != 1:
+        return dimension, scale
+    dim, (lo, hi) = next(iter(spec["dimensions"].items()))
+    return dim, Scale(min=lo, max=hi)
+
+
+def _grouped(preds: Sequence[int | None], labels: Sequence[int],
+             rows: Sequence[dict[str, Any]], dimension: str, scale: Scale,
+             bootstrap: int) -> dict[str, Any]:
+    """Metrics of a mix: per scale group, plus the normalized headline (module docstring)."""
+    import statistics
+
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(row_group(r), []).append(i)
+    per: dict[str, dict[str, Any]] = {}
+    errors = []
+    for name, idx in groups.items():
+        _, s = _row_scale(rows[idx[0]], dimension, scale)
+        per[name] = compute_metrics([preds[i] for i in idx], [labels[i] for i in idx], s,
+                                    bootstrap=bootstrap)
+        span = max(1, s.max - s.min)
+        for i in idx:
+            p, t = preds[i], labels[i]
+            errors.append((max(t - s.min, s.max - t) if p is None else abs(p - t)) / span)
+    out: dict[str, Any] = {"n": len(labels), "normalized": True,
+                           "parse_failure_rate": sum(p is None for p in preds) / len(preds),
+                           "mae": statistics.fmean(errors),
+                           "groups": {k: summary(m) for k, m in per.items()}}
+    for key in SUMMARY_KEYS:
+        if key in ("parse_rate", "mae"):
+            continue
+        vals = [m.get(key) for m in per.values()]
+        vals = [float(v) for v in vals if isinstance(v, (int, float)) and v == v]
+        out[key] = statistics.fmean(vals) if vals else None
     return out
 
 
 def score_completions(completions: Sequence[str], labels: Sequence[int], dimension: str,
-                      scale: Scale, bootstrap: int = 0) -> tuple[list[int | None], dict[str, Any]]:
-    """(predictions, metrics) for completions against labels."""
+                      scale: Scale, bootstrap: int = 0,
+                      rows: Sequence[dict[str, Any]] | None = None,
+                      ) -> tuple[list[int | None], dict[str, Any]]:
+    """(predictions, metrics) for completions against labels; with ``rows``, each completion is
+    parsed on its row's own dimension and scale, and rows on several scales are scored per
+    group with a normalized headline (module docstring)."""
     preds: list[int | None] = []
-    for text in completions:
-        parsed = parse_score(text, dimensions={dimension: scale})
-        preds.append(parsed.scores[dimension] if isinstance(parsed, ParsedScore) else None)
+    for i, text in enumerate(completions):
+        dim, s = _row_scale(rows[i] if rows else None, dimension, scale)
+        parsed = parse_score(text, dimensions={dim: s})
+        preds.append(parsed.scores[dim] if isinstance(parsed, ParsedScore) else None)
+    if rows and len({row_group(r) for r in rows}) > 1:
+        return preds, _grouped(preds, labels, rows, dimension, scale, bootstrap)
+    if rows:
+        dimension, scale = _row_scale(rows[0], dimension, scale)
     return preds, compute_metrics(preds, list(labels), scale, bootstrap=bootstrap)
 
 
@@ -82,7 +144,7 @@ def evaluate_rows(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], di
     completions = generate_greedy(model, tokenizer, rows, max_new_tokens=max_new_tokens,
                                   batch_size=batch_size, progress=progress)
     preds, metrics = score_completions(completions, [r["label"] for r in rows], dimension,
-                                       scale, bootstrap)
+                                       scale, bootstrap, rows)
     return {"summary": summary(metrics), "metrics": metrics, "predictions": preds,
             "completions": completions}
 
