@@ -254,11 +254,22 @@ class LLMGrader(BaseGrader):
                            reason=f"the judge's output has no valid score ({failure.message})",
                            metadata=meta)
 
+    def _calibrated(self, value: float, scale: Scale, meta: dict[str, Any]) -> float:
+        """The calibration's map of ``value``, kept on ``scale`` (a judge card refuses a map
+        that leaves it; one built in code is clamped, and ``calibration_clamped`` says so)."""
+        assert self.calibration is not None
+        mapped = self.calibration(value)
+        kept = min(float(scale.max), max(float(scale.min), mapped))
+        if kept != mapped:
+            meta["calibration_clamped"] = mapped
+        return kept
+
     def _score(self, scores: Mapping[str, float], reason: str, meta: dict[str, Any]) -> GraderScore:
         if self.calibration is not None and self.mode == "expected":
             raw = next(iter(scores.values()))
             meta.update(raw_score=raw, calibrated=True)
-            scores = {d: self.calibration(v) for d, v in scores.items()}
+            scores = {d: self._calibrated(v, self.dimensions[d], meta)
+                      for d, v in scores.items()}
         normalised = {d: _normalise(v, self.dimensions[d]) for d, v in scores.items()}
         if len(scores) == 1:
             value = next(iter(scores.values()))

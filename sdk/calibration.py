@@ -17,11 +17,15 @@ import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from judgeforge.errors import ConfigError, DataError
 
 __all__ = ["Calibration", "fit_calibration"]
+
+_MAX_KNOTS = 100_000  # an isotonic fit has at most one knot per distinct raw score
 
 
 @dataclass(frozen=True)
@@ -74,12 +78,34 @@ class Calibration:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
         """Read :meth:`to_dict`'s form; a missing or malformed key is a :class:`ConfigError`."""
+        from pydantic import ValidationError
+
         try:
-            return cls(x=tuple(float(v) for v in data["x"]), y=tuple(float(v) for v in data["y"]),
-                       low=float(data["low"]), high=float(data["high"]),
-                       kind=str(data.get("kind", "isotonic")), rows=int(data.get("rows", 0)))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"calibration: malformed {exc.__class__.__name__}: {exc}") from exc
+            return cls.validate_form(data)
+        except ValidationError as exc:
+            where = ", ".join(".".join(str(p) for p in e["loc"]) + ": " + e["msg"]
+                              for e in exc.errors(include_url=False)[:3])
+            raise ConfigError(f"calibration: malformed: {where}") from None
+
+    @classmethod
+    def validate_form(cls, data: Any) -> Calibration:
+        """:meth:`to_dict`'s form checked strictly (numbers are JSON numbers, not text or
+        booleans; no unknown keys); a problem is a pydantic ``ValidationError`` naming the key
+        (for schemas that embed a calibration: the judge card). The map's own rules (monotone,
+        finite) are :class:`ConfigError`."""
+        form = _CalibrationForm.model_validate(data)
+        return cls(x=tuple(form.x), y=tuple(form.y), low=form.low, high=form.high,
+                   kind=form.kind, rows=form.rows)
+
+
+class _CalibrationForm(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    x: list[float] = Field(min_length=1, max_length=_MAX_KNOTS)
+    y: list[float] = Field(min_length=1, max_length=_MAX_KNOTS)
+    low: float
+    high: float
+    kind: Literal["isotonic"] = "isotonic"
+    rows: int = Field(0, ge=0)
 
 
 def fit_calibration(raw: Sequence[float], labels: Sequence[float], *, low: float,

@@ -43,10 +43,10 @@ def test_folder_without_card_reads_as_none(tmp_path: Path) -> None:
 @pytest.mark.parametrize("patch, key", [
     ({"version": 2}, "'version'"),
     ({"dimensions": {"quality": [5, 1]}}, "'dimensions.quality'"),
-    ({"prompt": {"max_response_chars": 0}}, "'prompt'"),
-    ({"prompt": {"template_version": 9}}, "'prompt'"),
-    ({"scoring": {"mode": "guess"}}, "'scoring'"),
-    ({"calibration": {"x": [1]}}, "'calibration'"),
+    ({"prompt": {"max_response_chars": 0}}, "'prompt.max_response_chars'"),
+    ({"prompt": {"template_version": 9}}, "'prompt.template_version'"),
+    ({"scoring": {"mode": "guess"}}, "'scoring.mode'"),
+    ({"calibration": {"x": [1]}}, "'calibration."),
     ({"surprise": 1}, "'surprise'"),
 ])
 def test_bad_card_names_file_and_key(tmp_path: Path, patch: dict, key: str) -> None:
