@@ -123,6 +123,9 @@ def grader_fingerprint(grader: Any) -> str:
                               for d, s in dict(dims).items()}
         settings = getattr(template, "settings", None)
         data["prompt"] = settings() if callable(settings) else repr(template)
+    calibration = getattr(grader, "calibration", None)
+    if calibration is not None:  # a changed map changes every calibrated score
+        data["calibration"] = calibration.to_dict()
     model = getattr(grader, "model", None)
     if model is not None:
         # a managed server's URL (a free port) changes every run; its model folder does not
