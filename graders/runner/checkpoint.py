@@ -216,8 +216,15 @@ class Checkpoint:
     # -- opening and reading -------------------------------------------------------------------
     def open(self) -> dict[tuple[str, str], CheckpointEntry]:
         """Lock the file, cut a torn last line, and read what is already done."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        if self.path.is_dir():
+            raise ConfigError(f"{self.path} is a folder: the results file is a JSONL file "
+                              "(a folder of shards is for --engine ray)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:
+            raise StorageError(f"{self.path}: cannot open the results file "
+                               f"({exc.strerror or exc})") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -275,7 +282,7 @@ class Checkpoint:
             entry = CheckpointEntry(str(data["key"]), str(data["grader"]), data.get("index"),
                                     check_result(data["result"]),
                                     *(str(f) if f is not None else None for f in fps))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:  # deep nesting too
             self.bad_lines += 1
             self.bad_reasons.append(f"line {number}: {type(exc).__name__}: {str(exc)[:80]}")
             return

@@ -10,6 +10,8 @@
   types, empty dicts) is stored as JSON text, listed under ``b"judgeforge.json_columns"``
   (and, only if even that fails, e.g. for odd extra message fields, ``input``/``output`` too).
 * JSONL: one record a line; the DatasetInfo in a sidecar ``<file>.info.json``.
+* Parquet files judgeforge writes carry a sha256 of their records as read back, checked on
+  reading; a mismatch is a DataError naming the file (:mod:`judgeforge.data.digest`).
 
 Loading never drops a row silently: a bad row raises :class:`DataError` naming every bad row
 and field, or, with ``skip_invalid=True``, is skipped and counted (``LoadResult.skipped``).
@@ -27,6 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from judgeforge.data.digest import DIGEST_KEY, RowsDigest, info_part, rows_digest
 from judgeforge.data.schema import DatasetInfo, PointwiseRecord
 from judgeforge.data.validate import (
     RawRow,
@@ -38,7 +41,7 @@ from judgeforge.data.validate import (
     resolve_scales,
     validate_with_info,
 )
-from judgeforge.errors import ConfigError, DataError
+from judgeforge.errors import ConfigError, DataError, StorageError
 
 __all__ = [
     "INFO_KEY",
@@ -157,7 +160,14 @@ def _iter_csv(path: Path) -> Iterator[RawRow]:
     # strict: a stray quote is an error naming its row, not a cell that swallows later rows
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh, strict=True)
+            physical: list[str] = []  # the file lines of the record being read
+
+            def lines() -> Iterator[str]:
+                for text in fh:
+                    physical.append(text)
+                    yield text
+
+            reader = csv.reader(lines(), strict=True)
             header = next(reader, None)
             if header is None:
                 return
@@ -165,6 +175,7 @@ def _iter_csv(path: Path) -> Iterator[RawRow]:
             prev_line = reader.line_num
             for index in itertools.count():
                 line = prev_line + 1
+                physical.clear()
                 try:
                     values = next(reader)
                 except StopIteration:
@@ -176,6 +187,7 @@ def _iter_csv(path: Path) -> Iterator[RawRow]:
                         "after it cannot be read reliably",
                         [RowError(index, line, None, f"unreadable CSV: {exc}")]) from exc
                 prev_line = reader.line_num
+                _check_spanning_cell(path, index, line, physical, len(header))
                 if len(values) > len(header):
                     yield RawRow(index, line, None,
                                  f"{len(values)} fields but the header has {len(header)}")
@@ -186,6 +198,24 @@ def _iter_csv(path: Path) -> Iterator[RawRow]:
         raise _file_error(path, f"not valid UTF-8 (byte {exc.start}: {exc.reason})") from exc
     except csv.Error as exc:
         raise _file_error(path, f"unreadable CSV: {exc}") from exc
+
+
+def _check_spanning_cell(path: Path, index: int, line: int, physical: list[str],
+                         width: int) -> None:
+    """A quoted cell running over several file lines, each of which reads as a whole row of
+    the header's width on its own (``q1,"a1,3`` / ``q2,a2",4``), is a stray quote merging
+    rows: a DataError naming the line. A multi-line text cell (whose lines are not each a
+    row: ``q1,"line one`` / ``line two",1``) is read as one cell."""
+    if len(physical) < 2 or width < 2:
+        return
+    if all(text.rstrip("\r\n").count(",") + 1 == width for text in physical):
+        end = line + len(physical) - 1
+        raise DataError(
+            f"{path}: row {index} (line {line}): a quoted cell runs over lines {line}-{end}, "
+            f"and each of those lines reads as a whole row of {width} fields: a stray quote "
+            "merging rows? (quote the cell's own quotes as \"\")",
+            [RowError(index, line, None, f"quoted cell runs over lines {line}-{end}, each a "
+                                         "whole row")])
 
 
 def _check_header(path: Path, header: list[str]) -> None:
@@ -253,12 +283,8 @@ def _iter_parquet(path: Path) -> Iterator[RawRow]:
     index = 0
     try:
         for batch in pf.iter_batches(batch_size=_BATCH):
-            for row in _batch_rows(batch):
-                if isinstance(row, str):
-                    yield RawRow(index, None, None, row)
-                else:
-                    norm = _normalize_parquet_row(row, json_columns, index)
-                    yield norm if isinstance(norm, RawRow) else RawRow(index, None, norm)
+            for raw in _decode_batch(batch, json_columns, index):
+                yield raw
                 index += 1
     except (pa.ArrowException, OSError, ValueError, OverflowError) as exc:
         raise _file_error(path, f"unreadable Parquet data after row {index}: {exc}") from exc
@@ -266,6 +292,16 @@ def _iter_parquet(path: Path) -> Iterator[RawRow]:
     if index != expected:  # a corrupted page can decode as fewer rows without an Arrow error
         raise _file_error(path, f"corrupted Parquet data: the footer says {expected} row(s) but "
                                 f"{index} could be read")
+
+
+def _decode_batch(batch: Any, json_columns: set[str], start: int) -> Iterator[RawRow]:
+    """The rows of one Arrow record batch as a reader of our Parquet files sees them."""
+    for index, row in enumerate(_batch_rows(batch), start):
+        if isinstance(row, str):
+            yield RawRow(index, None, None, row)
+        else:
+            norm = _normalize_parquet_row(row, json_columns, index)
+            yield norm if isinstance(norm, RawRow) else RawRow(index, None, norm)
 
 
 def _batch_rows(batch: Any) -> list[dict[str, Any] | str]:
@@ -304,10 +340,37 @@ def iter_raw_rows(path: str | os.PathLike[str], *, fmt: str | None = None) -> It
     if p.suffix.lower() == ".gz":
         yield from _iter_gunzipped(p, readers[kind])
         return
+    expected, info = _stored_digest(p, kind)
     try:
-        yield from readers[kind](p)
+        if expected is None:
+            yield from readers[kind](p)
+        else:
+            digest = RowsDigest(info)
+            for raw in readers[kind](p):
+                digest.add(raw)
+                yield raw
+            if digest.hexdigest() != expected:
+                raise _file_error(p, "content digest mismatch: the records differ from what "
+                                     "judgeforge wrote (the file was changed or damaged after "
+                                     "writing)")
     except PermissionError as exc:
         raise _file_error(p, f"cannot read: {exc.strerror}") from exc
+
+
+def _stored_digest(path: Path, kind: str) -> tuple[str | None, bytes]:
+    """The records digest judgeforge wrote with ``path`` (None for a file from elsewhere) and
+    the info part it covers (:mod:`judgeforge.data.digest`)."""
+    if kind == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            meta = pq.read_schema(path).metadata or {}
+        except (pa.ArrowException, OSError, ValueError):
+            return None, b""  # the reader reports the unreadable file itself
+        value = meta.get(DIGEST_KEY)
+        return (value.decode("ascii", "replace") if value else None), info_part(meta.get(INFO_KEY))
+    return None, b""  # JSONL is plain text that people edit and append to: no digest
 
 
 def _iter_gunzipped(path: Path, reader: Any) -> Iterator[RawRow]:
@@ -398,14 +461,27 @@ def load_records(
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """``write(tmp)`` then rename ``tmp`` to ``path``; a failure (disk full, a folder at
+    ``path``, no permission) is a :class:`~judgeforge.errors.StorageError` naming the file, and
+    leaves neither a partial file nor the temporary one."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a folder, not a file")
+        path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
         os.replace(tmp, path)
+    except StorageError:
+        raise
+    except OSError as exc:  # pyarrow's ArrowIOError is an OSError too
+        why = exc.strerror or str(exc)
+        raise StorageError(f"{path}: cannot write the file ({why}); nothing was written") \
+            from exc
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _jsonl_line(row: dict[str, Any]) -> str:
@@ -466,6 +542,10 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]], info: DatasetInfo) ->
             meta = {INFO_KEY: info.model_dump_json().encode()}
             if json_columns:
                 meta[JSON_COLUMNS_KEY] = json.dumps(sorted(json_columns)).encode()
+            table = table.replace_schema_metadata(meta)
+            decoded = (raw for batch in table.to_batches()
+                       for raw in _decode_batch(batch, json_columns, 0))
+            meta[DIGEST_KEY] = rows_digest(info_part(meta[INFO_KEY]), decoded).encode()
             table = table.replace_schema_metadata(meta)
             _atomic_write(path, lambda tmp: pq.write_table(table, tmp))  # noqa: B023 (runs now)
             return

@@ -36,7 +36,7 @@ from judgeforge.data.converters.prometheus import round_half_up
 from judgeforge.data.converters.sources import load_source_json, plain_name
 from judgeforge.data.io import LoadResult
 from judgeforge.data.schema import DatasetInfo, Scale
-from judgeforge.data.validate import RawRow, RowError
+from judgeforge.data.validate import RawRow, RowError, coerce_score
 from judgeforge.errors import ConfigError, DataError
 
 __all__ = [
@@ -196,9 +196,9 @@ def convert_judge_bench(
         file = plain_name(source)
     decl = _declaration(doc, metric, where)
     name = str(decl["metric"])
-    try:
-        scale = Scale(min=int(decl["worst"]), max=int(decl["best"]))
-    except (KeyError, TypeError, ValueError) as exc:
+    try:  # exact integers only: 1e400 (inf) and 2.5 are refused, not overflowed or cut
+        scale = Scale(min=coerce_score(decl["worst"]), max=coerce_score(decl["best"]))
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"{where}: metric {name!r} has no integer worst/best ({exc})") from None
     info = judge_bench_info(str(doc.get("dataset", data_source)), name, scale,
                             name=f"{data_source.replace('/', '_')}_{dimension_name(name)}",
