@@ -19,15 +19,17 @@ Keyword arguments (verl's ``reward_kwargs``) override it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
 from judgeforge.parsing import ParsedScore, parse_score
 from judgeforge.rewards import check_label, get_reward_function
+from judgeforge.train.pairwise_rows import is_pairwise_row
+from judgeforge.train.pairwise_score import apply_both_orders, pairwise_score
 from judgeforge.train.rows import read_row_spec
 
-__all__ = ["compute_score", "row_spec", "REWARD_KEYS"]
+__all__ = ["compute_score", "compute_score_batch", "row_spec", "REWARD_KEYS"]
 
 REWARD_KEYS = ("score", "predicted", "true", "abs_error", "accuracy", "within1", "parsed")
 
@@ -62,7 +64,11 @@ def row_spec(extra_info: Mapping[str, Any] | None, labels: Mapping[str, int],
 
 def compute_score(data_source: str, solution_str: str, ground_truth: Any,
                   extra_info: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, float]:
-    """Reward one judge output against its label(s); see the module docstring."""
+    """Reward one judge output against its label(s); see the module docstring. A pairwise row
+    (``extra_info["judgeforge"]["task"] == "pairwise"``) is scored on its verdict by
+    :func:`judgeforge.train.pairwise_score.pairwise_score` (same keys)."""
+    if is_pairwise_row(extra_info):
+        return pairwise_score(solution_str, ground_truth, extra_info, **kwargs)
     labels = _labels(ground_truth)
     dims, reward_name, params = row_spec(extra_info, labels, kwargs)
     if list(labels) == ["score"] and len(dims) == 1 and "score" not in dims:
@@ -93,3 +99,17 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any,
         "within1": float(all(e <= 1 for e in errors)),
         "parsed": 1.0,
     }
+
+
+def compute_score_batch(data_sources: Sequence[str], solution_strs: Sequence[str],
+                        ground_truths: Sequence[Any],
+                        extra_infos: Sequence[Mapping[str, Any] | None] | None = None,
+                        **kwargs: Any) -> list[dict[str, float]]:
+    """verl's batch reward manager contract (``reward.reward_manager.name=batch``,
+    ``reward.custom_reward_function.name=compute_score_batch``): every row scored by
+    :func:`compute_score`, then J1's both-orders credit for the pairwise rows whose two orders
+    are in the batch (:func:`judgeforge.train.pairwise_score.apply_both_orders`)."""
+    infos = list(extra_infos) if extra_infos is not None else [None] * len(solution_strs)
+    scores = [compute_score(src, text, truth, info, **kwargs)
+              for src, text, truth, info in zip(data_sources, solution_strs, ground_truths, infos)]
+    return apply_both_orders(scores, solution_strs, ground_truths, infos, **kwargs)
