@@ -18,7 +18,7 @@ from judgeforge.data.schema import DEFAULT_SCALE, Scale
 from judgeforge.errors import ConfigError
 from judgeforge.graders.llm_grader import LLMGrader
 from judgeforge.models.base import ChatModel
-from judgeforge.prompt import PromptTemplate
+from judgeforge.prompt import PromptTemplate, check_dimension_name
 
 __all__ = [
     "HelpfulnessGrader",
@@ -123,8 +123,10 @@ def get_grader(name: str, model: ChatModel, **opts: Any) -> LLMGrader:
     factory = GRADERS.get(name)
     if factory is not None:
         return factory(model, **opts)
-    if not name.isidentifier():
+    try:
+        check_dimension_name(name)
+    except ConfigError as exc:
         raise ConfigError(f"unknown grader {name!r}: use one of {', '.join(grader_names())} "
-                          "or a dimension name (letters, digits, underscores)")
+                          f"or a dimension name ({exc})") from None
     template = _template({name: opts.pop("scale", DEFAULT_SCALE)}, opts)
     return LLMGrader(model, template=template, **opts)
