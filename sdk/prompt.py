@@ -21,11 +21,18 @@ from judgeforge.errors import ConfigError
 __all__ = ["PromptTemplate", "build_messages", "build_record_messages", "record_inputs",
            "query_of", "neutralize_tags", "truncate_text", "DIMENSION_DESCRIPTIONS",
            "CONTROL_TAGS", "TEMPLATE_VERSION", "SPECIAL_TOKEN_NAMES", "neutralize_special_tokens",
-           "tokenizer_special_tokens"]
+           "tokenizer_special_tokens", "TRAINING_PROMPT_OPTIONS"]
 
 # Bumped whenever the rendered text changes for the same settings: a judge card records the
 # version its judge was trained with.
 TEMPLATE_VERSION = 1
+
+#: The :class:`PromptTemplate` settings a training run chooses, by name: the one list that the
+#: training config's ``prompt`` section, verl's ``data.judgeforge`` options and the parity tests
+#: read (the other settings, e.g. ``rubric`` and ``descriptions``, come from the data).
+TRAINING_PROMPT_OPTIONS: tuple[str, ...] = (
+    "thinking", "use_rubric", "use_reference", "system_prompt", "max_query_chars",
+    "max_response_chars", "max_reference_chars")
 
 # What each well-known dimension asks, low end and high end.
 DIMENSION_DESCRIPTIONS: dict[str, tuple[str, str, str]] = {
@@ -52,19 +59,24 @@ MAX_SCALE_BOUND = 1000
 def check_dimension_name(name: object) -> str:
     """``name`` when it can name a dimension, else a :class:`ConfigError` saying why.
 
-    The one rule (prompts, graders, judge cards): a non-empty identifier (letters, digits,
-    underscores: it becomes an answer tag), and not one of the prompt's own tags
+    The one rule (prompts, graders, judge cards): up to 64 characters, starting with a letter or
+    an underscore, then letters, digits, underscores, hyphens, dots or inner spaces (it becomes
+    an answer tag: ``<my dim>3</my dim>``), and not one of the prompt's own tags
     (:data:`CONTROL_TAGS`, any case), which the parser strips or reads as something else.
     ``score`` is allowed: it is the one-dimension answer tag, so a dimension of that name reads
     the tag it would read anyway (``data convert prometheus --dimension score`` writes it).
     """
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ConfigError(f"dimension name {str(name)[:40]!r} is not a name (letters, digits, "
-                          "underscores; not starting with a digit)")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ConfigError(f"dimension name {str(name)[:40]!r} is not a name (up to 64 letters, "
+                          "digits, underscores, hyphens, dots or inner spaces, starting with a "
+                          "letter or underscore)")
     if name.lower() in CONTROL_TAGS and name.lower() != "score":
         raise ConfigError(f"dimension name {name!r} is one of the prompt's own tags "
                           f"({', '.join(t for t in CONTROL_TAGS if t != 'score')})")
     return name
+
+
+_NAME = re.compile(r"[^\W\d][\w.\- ]{0,63}(?<! )")
 
 
 def check_dimensions(dimensions: Mapping[str, Scale]) -> None:

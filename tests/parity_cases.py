@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from judgeforge.data.schema import PointwiseRecord
-from judgeforge.prompt import PromptTemplate
+from judgeforge.prompt import TRAINING_PROMPT_OPTIONS, PromptTemplate
 
 __all__ = ["parity_cases", "trainer_messages", "prompt_overrides", "MT_BENCH", "HELPSTEER"]
 
@@ -69,9 +69,7 @@ def parity_cases() -> list[tuple[str, list[PointwiseRecord], PromptTemplate]]:
 def prompt_overrides(template: PromptTemplate) -> list[str]:
     """The training-config overrides (``prompt.*``) that train with ``template``'s settings."""
     settings = template.settings()
-    return [f"prompt.{k}={json.dumps(settings[k])}" for k in
-            ("thinking", "use_rubric", "use_reference", "system_prompt", "max_query_chars",
-             "max_response_chars", "max_reference_chars")]
+    return [f"prompt.{k}={json.dumps(settings[k])}" for k in TRAINING_PROMPT_OPTIONS]
 
 
 def trainer_messages(records: list[PointwiseRecord],

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from judgeforge.errors import ConfigError
+from judgeforge.prompt import TRAINING_PROMPT_OPTIONS
 
 __all__ = ["TrainConfig", "ModelSection", "DataSection", "PromptSection", "RewardSection",
            "GRPOSection", "SFTSection", "VerlSection", "CPUSection", "explain"]
@@ -75,6 +76,17 @@ class PromptSection(_Section):
     max_reference_chars: int | None = Field(None, ge=1, description="truncate the reference "
                                             "answer (use_reference) to this many characters "
                                             "(marked with [...]); None = keep all")
+
+    def settings(self) -> dict[str, Any]:
+        """The PromptTemplate settings this section chooses, by the one list of their names
+        (:data:`judgeforge.prompt.TRAINING_PROMPT_OPTIONS`)."""
+        return {name: getattr(self, name) for name in TRAINING_PROMPT_OPTIONS}
+
+
+# the section's fields are exactly the one list (a new prompt option is added in both places)
+if tuple(PromptSection.model_fields) != TRAINING_PROMPT_OPTIONS:
+    raise AssertionError(f"PromptSection fields {tuple(PromptSection.model_fields)} differ from "
+                         f"judgeforge.prompt.TRAINING_PROMPT_OPTIONS {TRAINING_PROMPT_OPTIONS}")
 
 
 class RewardSection(_Section):

@@ -38,7 +38,7 @@ import logging
 import statistics
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +52,10 @@ from judgeforge.card import JudgeCard, data_fingerprint
 from judgeforge.data.io import load_records
 from judgeforge.data.schema import DatasetInfo, Scale
 from judgeforge.errors import ConfigError, DataError
-from judgeforge.prompt import PromptTemplate
+from judgeforge.prompt import TRAINING_PROMPT_OPTIONS, PromptTemplate
 from judgeforge.train.rows import TrainRow, balance, build_rows, training_template
 
 __all__ = ["PointwiseJudgeDataset", "DatasetOptions", "merge_infos"]
-
-# DatasetOptions fields that are prompt settings (the rest: labels, reward, row policy)
-_PROMPT_OPTIONS = ("thinking", "use_rubric", "use_reference", "system_prompt",
-                   "max_query_chars", "max_response_chars", "max_reference_chars")
 
 log = logging.getLogger(__name__)
 
@@ -74,19 +70,15 @@ def _plain(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class DatasetOptions:
-    """The ``data.judgeforge`` options (defaults match ``TrainConfig``)."""
+    """The ``data.judgeforge`` options (defaults match ``TrainConfig``). The prompt settings
+    (:data:`judgeforge.prompt.TRAINING_PROMPT_OPTIONS`, given flat as ``data.judgeforge.thinking``
+    ...) are collected in ``prompt``; an absent one takes :class:`PromptTemplate`'s default."""
 
     dimension: str | None = None
     scale: str | None = None
     reward: str = "exp_decay"
     k: float = 2.0
-    thinking: bool = False
-    use_rubric: bool = True
-    use_reference: bool = True
-    system_prompt: str | None = None
-    max_query_chars: int | None = None
-    max_response_chars: int | None = None
-    max_reference_chars: int | None = None
+    prompt: Mapping[str, Any] = field(default_factory=dict)
     balance_labels: bool = False
     overlong: str = "error"
     card_dir: str | None = None
@@ -96,12 +88,13 @@ class DatasetOptions:
     def from_data_config(cls, config: Mapping[str, Any]) -> DatasetOptions:
         """Read ``config.judgeforge``; verl's ``filter_overlong_prompts=true`` forces ``drop``."""
         raw = dict(_plain(config.get("judgeforge")) or {})
-        unknown = set(raw) - set(cls.__dataclass_fields__)
+        prompt = {k: raw.pop(k) for k in TRAINING_PROMPT_OPTIONS if k in raw}
+        unknown = set(raw) - (set(cls.__dataclass_fields__) - {"prompt"})
         if unknown:
             raise ConfigError(f"unknown data.judgeforge option(s): {', '.join(sorted(unknown))}")
         if bool(config.get("filter_overlong_prompts", False)):
             raw["overlong"] = "drop"  # verl's own switch, set on purpose: drop, but count
-        opts = cls(**raw)
+        opts = cls(**raw, prompt=prompt)
         if opts.overlong not in ("error", "drop"):
             raise ConfigError(f"data.judgeforge.overlong must be error or drop, got "
                               f"{opts.overlong!r}")
@@ -109,7 +102,7 @@ class DatasetOptions:
 
     def template(self, dimensions: dict[str, Scale]) -> PromptTemplate:
         """The prompt template these options describe, for ``dimensions``."""
-        return training_template(dimensions, {k: getattr(self, k) for k in _PROMPT_OPTIONS})
+        return training_template(dimensions, self.prompt)
 
 
 def merge_infos(infos: list[DatasetInfo]) -> DatasetInfo:

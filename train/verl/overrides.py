@@ -193,13 +193,7 @@ def _dataset_options(cfg: TrainConfig, overlong: str, card_dir: str | None = Non
         "scale": cfg.data.scale,
         "reward": cfg.reward.name,
         "k": float(cfg.reward.k),
-        "thinking": cfg.prompt.thinking,
-        "use_rubric": cfg.prompt.use_rubric,
-        "use_reference": cfg.prompt.use_reference,
-        "system_prompt": cfg.prompt.system_prompt,
-        "max_query_chars": cfg.prompt.max_query_chars,
-        "max_response_chars": cfg.prompt.max_response_chars,
-        "max_reference_chars": cfg.prompt.max_reference_chars,
+        **cfg.prompt.settings(),  # judgeforge.prompt.TRAINING_PROMPT_OPTIONS, flat
         "balance_labels": cfg.data.balance_labels,
         "overlong": overlong,
     }
