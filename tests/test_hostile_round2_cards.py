@@ -199,7 +199,8 @@ def test_case04_wide_scales_are_refused_by_every_prompt() -> None:
 # -- case 5: dimension names ----------------------------------------------------------------------
 @pytest.mark.parametrize("dims", [{"": [1, 5]}, {"think": [1, 5]}, {"Think": [1, 5]},
                                   {"quality": [1, 5], "Quality": [1, 5]},
-                                  {"a b": [1, 5]}, {"response": [1, 5], "quality": [1, 5]}])
+                                  {"a<b": [1, 5]}, {" q": [1, 5]}, {"x" * 65: [1, 5]},
+                                  {"response": [1, 5], "quality": [1, 5]}])
 def test_case05_bad_dimension_names_are_refused(tmp_path: Path, dims: dict[str, Any]) -> None:
     data = _patched(dimensions=dims)
     data["scoring"]["mode"] = "sample"
@@ -211,7 +212,7 @@ def test_case05_the_name_rule_is_get_graders() -> None:
     from judgeforge.models.mock import ScriptedChatModel
 
     model = ScriptedChatModel(["<score>1</score>"])
-    for name in ("think", "", "a-b"):
+    for name in ("think", "", "a<b>", "not a name!"):
         with pytest.raises(ConfigError):
             get_grader(name, model)
     with pytest.raises(ConfigError, match="differ only in case"):
