@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from judgeforge.pairwise_prompt import ParsedVerdict, parse_verdict
 from judgeforge.pairwise_reward import PairwiseReward, both_orders_reward, check_verdict
@@ -79,7 +79,8 @@ def apply_both_orders(scores: list[dict[str, float]], solution_strs: Sequence[st
     for both in orders.values():
         for i, j in zip(both["ab"], both["ba"]):
             spec = read_pairwise_spec(extra_infos[i])
-            mode = "mean" if spec and spec["consistency"] == "mean" else "strict"
+            mode: Literal["strict", "mean"] = (
+                "mean" if spec and spec["consistency"] == "mean" else "strict")
             credit = both_orders_reward(read_verdict(solution_strs[i]),
                                         read_verdict(solution_strs[j]),
                                         check_verdict(ground_truths[i], "ground_truth"),
