@@ -18,7 +18,7 @@ from judgeforge.errors import ConfigError
 from judgeforge.prompt import TRAINING_PROMPT_OPTIONS
 
 __all__ = ["TrainConfig", "ModelSection", "DataSection", "PromptSection", "RewardSection",
-           "GRPOSection", "SFTSection", "VerlSection", "CPUSection", "explain"]
+           "GRPOSection", "SFTSection", "VerlSection", "CPUSection", "LoraSection", "explain"]
 
 
 class _Section(BaseModel):
@@ -26,8 +26,10 @@ class _Section(BaseModel):
 
 
 class ModelSection(_Section):
-    path: str | None = Field(None, description="HF model folder or hub name; empty = the "
-                             "prepared default model (SmolLM2-135M-Instruct)")
+    path: str | None = Field(None, description="HF model folder, or a base model's name from "
+                             "`judgeforge model list` (e.g. qwen2.5-coder-0.5b-instruct, "
+                             "prepared on first use); empty = the prepared default model "
+                             "(SmolLM2-135M-Instruct)")
     dtype: Literal["bfloat16", "float32", "float16"] = Field(
         "bfloat16", description="training/serving dtype")
     gradient_checkpointing: bool = Field(True, description="trade compute for memory")
@@ -160,6 +162,28 @@ class VerlSection(_Section):
                                        description="raw verl Hydra overrides appended last")
 
 
+LORA_ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                        "down_proj")
+
+
+class LoraSection(_Section):
+    r: int = Field(0, ge=0, le=256, description="LoRA rank (CPU backend, peft); 0 = off: full "
+                   "fine-tuning (the small models). With r > 0 SFT and GRPO train a low-rank "
+                   "adapter; GRPO's KL reference is the SFT model with the adapter disabled (no "
+                   "second copy in memory); checkpoints save the adapter and the export merges it "
+                   "into a plain folder vLLM serves")
+    alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter's input")
+    target_modules: list[str] = Field(
+        default_factory=lambda: list(LORA_ALL_PROJECTIONS),
+        description="module names that get an adapter (default: every attention and MLP "
+        "projection of Llama/Qwen-style models)")
+
+    @property
+    def enabled(self) -> bool:
+        return self.r > 0
+
+
 class CPUSection(_Section):
     threads: int | None = Field(None, description="torch threads; empty = all cores")
     eval_rows: int = Field(40, ge=1, description="validation rows scored at each evaluation")
@@ -183,6 +207,7 @@ class TrainConfig(_Section):
     sft: SFTSection = Field(default_factory=SFTSection)
     verl: VerlSection = Field(default_factory=VerlSection)
     cpu: CPUSection = Field(default_factory=CPUSection)
+    lora: LoraSection = Field(default_factory=LoraSection)
     output_dir: str = Field("checkpoints/judge", description="where checkpoints and logs go")
     seed: int = Field(0, description="random seed")
     logger: list[str] = Field(default_factory=lambda: ["console", "tensorboard"],

@@ -309,9 +309,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     models: dict[str, Any] = {}
     folders: list[tuple[str, Path, int, float]] = []
     if not args.skip_base:
-        from judgeforge.models.default_model import prepare_default_model
+        from judgeforge.train.cpu.trainer import base_model_path
 
-        base = Path(cfg.model.path) if cfg.model.path else prepare_default_model()
+        base = base_model_path(cfg)
         folders.append(("base (untrained)", base, 0, 0.0))
     folders += trained_folders(args.out, cfg.sft.steps, sft_min, grpo_min)
     for name, path, steps, minutes in folders:

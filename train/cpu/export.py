@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from judgeforge.calibration import Calibration
     from judgeforge.card import JudgeCard
 
-__all__ = ["fix_special_tokens", "save_servable", "TRAIN_MARKER"]
+__all__ = ["fix_special_tokens", "save_servable", "save_adapter_checkpoint", "TRAIN_MARKER"]
 
 TRAIN_MARKER = "judgeforge-train.json"
 
@@ -44,29 +44,16 @@ def fix_special_tokens(model: Any, tokenizer: Any) -> None:
             cfg.pad_token_id = tokenizer.pad_token_id
 
 
-def save_servable(model: Any, tokenizer: Any, path: str | Path,
-                  meta: dict[str, Any] | None = None, *, card: JudgeCard | None = None,
-                  calibration: Calibration | None = None,
-                  metrics: Mapping[str, Any] | None = None) -> Path:
-    """Write ``model`` + ``tokenizer`` to ``path`` atomically; ``meta`` goes to a marker file,
-    ``card`` (with ``calibration`` and ``metrics`` put in it when given) to
-    ``judge_config.json``."""
-    target = Path(path)
+def _fresh_tmp(target: Path) -> Path:
     tmp = target.with_name(target.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    fix_special_tokens(model, tokenizer)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    (tmp / TRAIN_MARKER).write_text(json.dumps(meta or {}, indent=2, default=str))
-    if card is not None:
-        extra: dict[str, Any] = {}
-        if calibration is not None:
-            extra["calibration"] = calibration
-        if metrics is not None:
-            extra["metrics"] = {**card.metrics, **metrics}
-        dataclasses.replace(card, **extra).write(tmp)
+    return tmp
+
+
+def _swap_into_place(tmp: Path, target: Path) -> Path:
+    """Rename the finished ``tmp`` to ``target`` (the old ``target`` out of the way first)."""
     old = target.with_name(target.name + ".old")
     if target.exists():
         if old.exists():
@@ -78,9 +65,51 @@ def save_servable(model: Any, tokenizer: Any, path: str | Path,
     return target
 
 
+def save_servable(model: Any, tokenizer: Any, path: str | Path,
+                  meta: dict[str, Any] | None = None, *, card: JudgeCard | None = None,
+                  calibration: Calibration | None = None,
+                  metrics: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model`` + ``tokenizer`` to ``path`` atomically; ``meta`` goes to a marker file,
+    ``card`` (with ``calibration`` and ``metrics`` put in it when given) to
+    ``judge_config.json``. A LoRA model (``peft``) is saved as its adapter (``path/adapter``)
+    and, merged into the weights IN PLACE, as a plain folder vLLM serves."""
+    target = Path(path)
+    tmp = _fresh_tmp(target)
+    if hasattr(model, "peft_config") and hasattr(model, "merge_and_unload"):
+        from .weights import ADAPTER_DIR, merged, save_adapter
+
+        save_adapter(model, tmp / ADAPTER_DIR)  # the adapter beside the merged weights
+        model = merged(model)
+    fix_special_tokens(model, tokenizer)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / TRAIN_MARKER).write_text(json.dumps(meta or {}, indent=2, default=str))
+    if card is not None:
+        extra: dict[str, Any] = {}
+        if calibration is not None:
+            extra["calibration"] = calibration
+        if metrics is not None:
+            extra["metrics"] = {**card.metrics, **metrics}
+        dataclasses.replace(card, **extra).write(tmp)
+    return _swap_into_place(tmp, target)
+
+
 def read_marker(path: str | Path) -> dict[str, Any] | None:
     """The marker a finished save left in ``path`` (None when absent or unreadable)."""
     try:
         return json.loads((Path(path) / TRAIN_MARKER).read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def save_adapter_checkpoint(model: Any, path: str | Path, meta: dict[str, Any]) -> Path:
+    """Write only ``model``'s LoRA adapter to ``path/adapter`` (atomically, with the marker
+    ``meta`` plus ``"merged": false``): a checkpoint taken while training goes on, which
+    :func:`judgeforge.train.cpu.weights.load_merged` later turns into a servable folder."""
+    from .weights import ADAPTER_DIR, save_adapter
+
+    target = Path(path)
+    tmp = _fresh_tmp(target)
+    save_adapter(model, tmp / ADAPTER_DIR)
+    (tmp / TRAIN_MARKER).write_text(json.dumps({**meta, "merged": False}, indent=2, default=str))
+    return _swap_into_place(tmp, target)

@@ -132,7 +132,8 @@ def run_sft(model: Any, tokenizer: Any, rows: list[dict[str, Any]], cfg: TrainCo
         return []
     torch.manual_seed(cfg.seed)
     batches = _batches(rows, cfg)
-    optim = torch.optim.AdamW(model.parameters(), lr=cfg.sft.learning_rate, weight_decay=0.0)
+    params = [p for p in model.parameters() if p.requires_grad]  # the adapter alone with LoRA
+    optim = torch.optim.AdamW(params, lr=cfg.sft.learning_rate, weight_decay=0.0)
     warmup = max(1, len(batches) // 10)
 
     def lr_at(step: int) -> float:  # linear warm-up, then linear decay to 10%
@@ -157,7 +158,7 @@ def run_sft(model: Any, tokenizer: Any, rows: list[dict[str, Any]], cfg: TrainCo
             loss.backward()
             loss_sum += float(loss.detach())
             tokens += int(enc["attention_mask"].sum())
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, 1.0))
         optim.step()
         sched.step()
         optim.zero_grad(set_to_none=True)

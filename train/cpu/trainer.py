@@ -15,7 +15,9 @@ Stages, all under ``cfg.output_dir``:
    :func:`judgeforge.calibration.fit_calibration`; each lands in its folder's judge card
    (``judge_config.json``; the final one through the export, ``save_servable(calibration=)``)
    with the validation metrics, and in the log (``calibration`` rows; their calibrated MAE is
-   in-sample, on the rows it was fitted on).
+   in-sample, on the rows it was fitted on). The validation records on the judge's scale are in
+   ``val.parquet`` (``judgeforge bench quality --calibration-data``: the untrained base's
+   calibration fitted on the same rows).
 """
 
 from __future__ import annotations
@@ -38,12 +40,23 @@ from ..result import TrainResult
 from .callbacks import BestTracker, TrainLog, make_callbacks, stop_reason
 from .data import Dataset, balance, load_dataset
 from .evaluate import evaluate_rows, expected_scores
-from .export import fix_special_tokens, read_marker, save_servable
+from .export import read_marker, save_adapter_checkpoint, save_servable
 from .plots import plot_curves
 from .rewards_trl import make_reward_function
 from .sft import run_sft
+from .weights import (
+    ADAPTER_DIR,
+    adapter_card,
+    attach_adapter,
+    is_adapter_model,
+    load_merged,
+    load_model,
+    lora_config,
+    trainable_parameters,
+)
 
-__all__ = ["run_cpu", "choose_threads", "grpo_args", "plan", "freeze_lower_layers"]
+__all__ = ["run_cpu", "choose_threads", "grpo_args", "plan", "freeze_lower_layers",
+           "base_model_path"]
 
 
 def _import_trl() -> Any:
@@ -103,12 +116,14 @@ def choose_threads(requested: int | None = None) -> int:
     return max(1, min(cores, cores - int(round(busy))))
 
 
-def _model_path(cfg: TrainConfig) -> Path:
-    if cfg.model.path:
-        return Path(cfg.model.path)
-    from judgeforge.models.default_model import prepare_default_model
+def base_model_path(cfg: TrainConfig) -> Path:
+    """``model.path``: a folder, or a base model's registry name (``judgeforge model list``),
+    prepared on first use; empty = the default model."""
+    from judgeforge.models.default_model import model_names, prepare_model
 
-    return prepare_default_model()
+    if cfg.model.path and (Path(cfg.model.path).exists() or cfg.model.path not in model_names()):
+        return Path(cfg.model.path)
+    return prepare_model(cfg.model.path or None)
 
 
 def _grpo_shape(cfg: TrainConfig) -> tuple[int, int]:
@@ -172,16 +187,6 @@ def plan(cfg: TrainConfig) -> list[str]:
         f"-> {out / 'best'} (keep_best={cfg.cpu.keep_best})",
         f"outputs: {out / 'final'}, {out / 'train_log.jsonl'}, {out / 'curves.png'}",
     ]
-
-
-def _load(path: Path, dtype: str) -> tuple[Any, Any]:
-    transformers = require("transformers", "train")
-    torch = require("torch", "train")
-    tok = transformers.AutoTokenizer.from_pretrained(str(path))
-    # fp32 master weights; bf16 is autocast (TRL bf16=True and the SFT loop).
-    model = transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
-    fix_special_tokens(model, tok)
-    return model, tok
 
 
 def freeze_lower_layers(model: Any, trainable: int | None) -> int:
@@ -252,9 +257,17 @@ class _Run:
             log.info("sft: reusing %s", path)
             return path
         self.log.reset()  # rows of an SFT stage that was interrupted would be repeated
-        model, tok = _load(base, cfg.model.dtype)
+        model, tok = load_model(base)
+        extra: dict[str, Any] = {}
+        if cfg.lora.enabled:
+            model = attach_adapter(model, cfg.lora)
+            extra["lora"] = adapter_card(cfg.lora)
+            log.info("sft: LoRA r=%d, %.2fM trainable parameters", cfg.lora.r,
+                     trainable_parameters(model) / 1e6)
         run_sft(model, tok, self.ds.train, cfg, on_step=self.log.write)
-        save_servable(model, tok, path, self.meta("sft", steps=cfg.sft.steps, base=str(base)),
+        # a LoRA model is saved as sft/adapter and merged into sft/'s weights (GRPO's start)
+        save_servable(model, tok, path, self.meta("sft", steps=cfg.sft.steps, base=str(base),
+                                                  **extra),
                       card=self.ds.card(str(base)))
         return path
 
@@ -272,19 +285,41 @@ class _Run:
             log.info("grpo: resuming from %s", ckpt)
         self.log.write({"stage": "grpo_start", "planned_steps": cfg.grpo.max_steps,
                         "resumed_from": ckpt})
-        n_train = freeze_lower_layers(model, cfg.grpo.trainable_layers)
-        log.info("grpo: %.1fM trainable parameters", n_train / 1e6)
+        peft_config = None
+        if cfg.lora.enabled:  # a fresh adapter on the SFT model; its reference = adapter off
+            peft_config = lora_config(cfg.lora, model, cfg.grpo.trainable_layers)
+            log.info("grpo: LoRA r=%d on %s layers", cfg.lora.r,
+                     cfg.grpo.trainable_layers or "all")
+        else:
+            n_train = freeze_lower_layers(model, cfg.grpo.trainable_layers)
+            log.info("grpo: %.1fM trainable parameters", n_train / 1e6)
         callbacks = make_callbacks(
             train_log=self.log, evaluate=lambda m: self.evaluate(m, tok), best=best,
             test_freq=cfg.grpo.test_freq, max_minutes=cfg.grpo.max_minutes)
         trainer = trl.GRPOTrainer(
             model=model, reward_funcs=[make_reward_function(cfg.reward.exact_bonus)],
             args=grpo_args(cfg, gdir), train_dataset=_hf_dataset(self.ds.train, cfg),
-            processing_class=tok, callbacks=callbacks)
+            processing_class=tok, callbacks=callbacks, peft_config=peft_config)
         trainer.train(resume_from_checkpoint=ckpt)
         # Accelerate wrapped forward in bf16 autocast for training; unwrap it so the model that
         # is validated, calibrated and saved computes like the folder it is saved to (fp32).
         return trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+
+
+def _merge_best(best_path: Path, card: Any) -> None:
+    """Turn a ``best/`` that holds only a LoRA adapter (saved while GRPO went on) into a plain
+    servable folder: its base (the GRPO start) with the adapter merged, the adapter kept."""
+    marker = read_marker(best_path) or {}
+    if marker.get("merged", True) is not False:
+        return
+    import shutil
+    import tempfile
+
+    model, tok = load_merged(marker["adapter_base"], best_path / ADAPTER_DIR)
+    with tempfile.TemporaryDirectory(dir=best_path.parent) as keep:
+        shutil.copytree(best_path / ADAPTER_DIR, Path(keep) / ADAPTER_DIR)
+        save_servable(model, tok, best_path, {**marker, "merged": True}, card=card)
+        shutil.copytree(Path(keep) / ADAPTER_DIR, best_path / ADAPTER_DIR)
 
 
 def _eval_once(run: _Run, model: Any, tok: Any, step: int,
@@ -306,7 +341,7 @@ def _calibrate(run: _Run, model: Any, tok: Any, folder: str) -> Any:
     from judgeforge.calibration import fit_calibration
     from judgeforge.metrics import compute_metrics
 
-    rows, scale = run.ds.val, run.ds.scale
+    rows, scale = run.ds.calibration_rows(), run.ds.scale  # the judge's own scale (in a mix)
     labels = [r["label"] for r in rows]
     try:
         raw = expected_scores(model, tok, rows, scale, batch_size=run.cfg.cpu.eval_batch_size)
@@ -358,11 +393,12 @@ def run_cpu(cfg: TrainConfig, *, train_records: Sequence[PointwiseRecord] | None
     torch.set_num_threads(threads)
     log.info("cpu backend: %d torch thread(s)", threads)
     _seed(cfg.seed)
-    base = _model_path(cfg)
+    base = base_model_path(cfg)
     ds = load_dataset(cfg, train_records, val_records, info)
     run = _Run(cfg, ds)
     run.out.mkdir(parents=True, exist_ok=True)
     (run.out / "config.yaml").write_text(cfg.to_yaml())
+    ds.write_validation(run.out)  # val.parquet: `bench quality --calibration-data`
     start = run.sft(base) if cfg.sft.steps > 0 else base
 
     best_path = run.out / "best"
@@ -371,12 +407,16 @@ def run_cpu(cfg: TrainConfig, *, train_records: Sequence[PointwiseRecord] | None
         prior = (read_marker(best_path) or {}) if cfg.cpu.resume else {}
 
         def save_best(model: Any, summary: dict[str, Any]) -> None:
+            if is_adapter_model(model):  # training goes on: keep the adapter, merge at the end
+                save_adapter_checkpoint(model, best_path, run.meta("best", adapter_base=str(start),
+                                                                   **summary))
+                return
             save_servable(model, tok, best_path, run.meta("best", **summary),
                           card=ds.card(str(base)))
 
         best = BestTracker(save_best, prior.get("mae"), prior.get("step"))
 
-    model, tok = _load(start, cfg.model.dtype)  # name_or_path = start: TRL's reference model
+    model, tok = load_model(start)  # name_or_path = start: TRL's reference model
     metrics: dict[str, Any] = {"sft": _eval_once(run, model, tok, 0, best)}
     model = run.grpo(model, tok, best)
     final = run.evaluate(model, tok, progress=True)
@@ -395,8 +435,10 @@ def run_cpu(cfg: TrainConfig, *, train_records: Sequence[PointwiseRecord] | None
                                card=ds.card(str(base)), calibration=final_cal,
                                metrics=_card_metrics(metrics["final"]))
     if best and best.best_step is not None:
+        del model
+        _merge_best(best_path, ds.card(str(base)))
         metrics["best"] = read_marker(best_path) or {"step": best.best_step}
-        best_model, best_tok = _load(best_path, cfg.model.dtype)
+        best_model, best_tok = load_model(best_path)
         best_cal = _calibrate(run, best_model, best_tok, "best")
         del best_model
         _attach_to_card(best_path, best_cal, _card_metrics(metrics["best"]))
