@@ -171,15 +171,18 @@ class Verdict:
 
     @property
     def text(self) -> str:
-        name = self.baseline.removeprefix("baseline: ")
+        # a trivial baseline ("baseline: length") reads "the length baseline"; a judge used as
+        # the reference (the calibrated base) reads by its label
+        name = (f"the {self.baseline.removeprefix('baseline: ')} baseline"
+                if self.baseline.startswith("baseline: ") else f"`{self.baseline}`")
         what = "MAE" if self.metric == "mae" else self.metric.capitalize()
         vals = (f"{_f(self.judge_value)} vs {_f(self.baseline_value)}"
                 + (f"; difference {_f(self.diff)} [{_f(self.ci[0])}, {_f(self.ci[1])}]"
                    if self.ci else ""))
         if not self.beats:
-            return f"`{self.judge}` does NOT beat the {name} baseline on {what} ({vals})"
+            return f"`{self.judge}` does NOT beat {name} on {what} ({vals})"
         sure = "" if self.significant else ", within noise: the interval includes 0"
-        return f"`{self.judge}` beats the {name} baseline on {what} ({vals}{sure})"
+        return f"`{self.judge}` beats {name} on {what} ({vals}{sure})"
 
     def to_dict(self) -> dict[str, Any]:
         return {"judge": self.judge, "baseline": self.baseline, "metric": self.metric,

@@ -62,7 +62,8 @@ def _quality(args: argparse.Namespace) -> int:
         concurrency=args.concurrency, bootstrap=args.bootstrap, max_tokens=args.max_tokens,
         vote_n=args.vote_n, model_name=args.model_name, server_options=_server_options(args),
         timeout=args.timeout, show_progress=not args.no_progress, plots=not args.no_plots,
-        overwrite=args.overwrite, train_data=args.train_data)
+        overwrite=args.overwrite, train_data=args.train_data,
+        calibration_data=args.calibration_data, base=args.base)
     d = report["data"]
     print(f"\n{d['name']}: {d['rows_graded']} rows, dimension {d['dimension']} "
           f"({d['scale'][0]}-{d['scale'][1]}), mode {report['mode']}"
@@ -200,6 +201,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--train-data", default=None, metavar="FILE",
                    help="the training split the judges learned from: fits the constant and "
                         "response-length baselines shown beside them (default: no baselines)")
+    q.add_argument("--calibration-data", default=None, metavar="VAL",
+                   help="validation rows (e.g. the val.parquet a CPU training run writes into "
+                        "its output folder; --mode expected): each judge is also reported as "
+                        "'<label> (calibrated)', its expected score mapped through an isotonic "
+                        "calibration fitted on these rows, and every judge gets a verdict "
+                        "against the calibrated --base judge")
+    q.add_argument("--base", default="base", metavar="LABEL",
+                   help="label of the untrained base judge whose calibrated twin the other "
+                        "judges must beat (with --calibration-data)")
     q.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     q.add_argument("--overwrite", action="store_true",
                    help="discard results already in --out instead of resuming from them")

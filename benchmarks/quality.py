@@ -15,6 +15,14 @@
   :mod:`judgeforge.benchmarks.baselines` (fitted on that file only) under ``baselines`` and each
   judge's verdict against them under ``verdicts`` (paired bootstrap);
 - ``report.md``: the judges side by side, per-source tables and the plots;
+- with ``calibration_data`` (validation rows, e.g. the ``val.parquet`` a CPU training run writes
+  beside its folders; expected mode), each judge is also graded on those rows, an isotonic
+  calibration (:func:`judgeforge.calibration.fit_calibration`, as the trainer fits a trained
+  judge's) is fitted there, and its expected scores on ``data`` mapped through it are reported as
+  the judge ``<label> (calibrated)`` (``kind: calibrated``; its validation results in
+  ``calibration/``). The ``base`` judge's calibrated twin is the untrained base as it would be
+  used: every other judge gets a verdict against it (paired bootstrap), so a trained judge must
+  beat its own calibrated base, not only the trivial baselines;
 - ``confusion_<judge>.png`` and ``distribution.png``.
 
 Judges are graded one after another (a managed server for a local checkpoint runs only while its
@@ -41,7 +49,8 @@ from judgeforge.benchmarks.judges import JudgeSpec, open_judge, parse_judge_spec
 from judgeforge.data.schema import PointwiseRecord, Scale
 from judgeforge.errors import ConfigError, DataError
 
-__all__ = ["run_quality", "arun_quality", "select_rows", "percentile", "REPORT_VERSION"]
+__all__ = ["run_quality", "arun_quality", "select_rows", "percentile", "calibrated_label",
+           "REPORT_VERSION"]
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +184,8 @@ async def arun_quality(
     overwrite: bool = False,
     train_data: str | os.PathLike[str] | Sequence[PointwiseRecord] | None = None,
     template: Any = None,
+    calibration_data: str | os.PathLike[str] | None = None,
+    base: str = "base",
 ) -> dict[str, Any]:
     """Grade ``data`` with each judge in ``models`` and write the report (see module docstring).
 
@@ -185,7 +196,9 @@ async def arun_quality(
     the constant and length baselines shown beside the judges; without it the report says that
     no baseline was fitted. ``template`` (a PromptTemplate for that one dimension, e.g. with a
     per-set ``task``, or a mapping judge label -> PromptTemplate) replaces the judges' prompts;
-    the caller keeps it stable across resumes.
+    the caller keeps it stable across resumes. ``calibration_data`` (expected mode only): the
+    validation rows each judge's calibrated twin is fitted on; ``base`` labels the judge whose
+    calibrated twin the others are compared with (module docstring).
     Returns the report dict (also written to ``report.json``).
     """
     from judgeforge.benchmarks import report as report_mod
@@ -240,6 +253,9 @@ async def arun_quality(
     results_path = out / RESULTS_FILE
 
     baselines = _baselines(train_data, dim, scale, rows, bootstrap=bootstrap, seed=seed)
+    cal_rows = _calibration_rows(calibration_data, dim, scale, mode, out)
+    calibrated: list[dict[str, Any]] = []
+    calibrated_preds: dict[str, list[float | None]] = {}
 
     judges: list[dict[str, Any]] = []
     per_judge_results: dict[str, list[Any]] = {}
@@ -258,6 +274,14 @@ async def arun_quality(
             wall = time.perf_counter() - t0
             summary = runner.summary
             served = getattr(model, "base_url", None)
+            if cal_rows is not None:
+                twin = await _calibrated_twin(spec, grader, cal_rows, res, labels, sources,
+                                              scale, out, concurrency=concurrency,
+                                              show_progress=show_progress,
+                                              bootstrap=bootstrap, seed=seed)
+                calibrated.append(twin)
+                if twin.get("predictions") is not None:
+                    calibrated_preds[twin["label"]] = twin.pop("predictions")
         per_judge_results[spec.label] = res
         preds = [_prediction(r) for r in res]
         metrics = compute_metrics(preds, labels, scale, data_sources=sources,
@@ -294,6 +318,10 @@ async def arun_quality(
                     "error": d.get("error"),
                     "raw_output": (d.get("metadata") or {}).get("raw_output"),
                 }
+            for label, preds in calibrated_preds.items():
+                line["judges"][label] = {"score": preds[i],
+                                         "status": "ok" if preds[i] is not None else "failed",
+                                         "error": None, "raw_output": None}
             fh.write(json.dumps(line, ensure_ascii=False) + "\n")
 
     example = build_record_messages(template, rows[0])
@@ -332,11 +360,14 @@ async def arun_quality(
         "metrics_note": ("failures (parse or model errors) count as the worst possible error in "
                          "mae/rmse/accuracy; *_parsed and correlations use parsed rows only; "
                          f"ci: bootstrap percentile intervals ({bootstrap} resamples)"),
-        "judges": judges,
+        "judges": judges + [{k: v for k, v in t.items() if k != "predictions"}
+                            for t in calibrated if t.get("metrics")],
+        "calibration": _calibration_note(calibration_data, cal_rows, calibrated, base),
         "baselines": baselines["entries"],
         "baselines_note": baselines["note"],
         "verdicts": _verdicts(labels, scale, per_judge_results, baselines["predictions"],
-                              bootstrap=bootstrap, seed=seed),
+                              bootstrap=bootstrap, seed=seed, calibrated=calibrated_preds,
+                              base=base),
         "files": {"results": RESULTS_FILE, "rows": ROWS_FILE, "run": RUN_FILE},
         "environment": {"python": platform.python_version(), "cpus": os.cpu_count(),
                         "machine": platform.machine()},
@@ -388,12 +419,112 @@ def _baselines(train_data: str | os.PathLike[str] | Sequence[PointwiseRecord] | 
 
 def _verdicts(labels: Sequence[int], scale: Scale, results: Mapping[str, Sequence[Any]],
               baseline_preds: Mapping[str, Sequence[float]], *, bootstrap: int,
-              seed: int) -> list[dict[str, Any]]:
+              seed: int, calibrated: Mapping[str, Sequence[float | None]] | None = None,
+              base: str = "base") -> list[dict[str, Any]]:
+    """Every judge (and calibrated twin) against every baseline; with the ``base`` judge's
+    calibrated twin, every other judge and twin against it too."""
     from judgeforge.benchmarks.baselines import verdicts
 
-    judges = {label: [_prediction(r) for r in res] for label, res in results.items()}
-    return [v.to_dict() for v in verdicts(labels, scale, judges, baseline_preds,
-                                          bootstrap=bootstrap, seed=seed)]
+    judges: dict[str, Sequence[float | None]] = {
+        label: [_prediction(r) for r in res] for label, res in results.items()}
+    judges.update(calibrated or {})
+    found = verdicts(labels, scale, judges, baseline_preds, bootstrap=bootstrap, seed=seed)
+    reference = calibrated_label(base)
+    if reference in judges:
+        others = {k: v for k, v in judges.items() if k not in (base, reference)}
+        found += verdicts(labels, scale, others, {reference: judges[reference]},
+                          bootstrap=bootstrap, seed=seed)
+    return [v.to_dict() for v in found]
+
+
+def calibrated_label(label: str) -> str:
+    """The report label of ``label``'s calibrated twin."""
+    return f"{label} (calibrated)"
+
+
+def _calibration_rows(path: str | os.PathLike[str] | None, dim: str, scale: Scale, mode: str,
+                      out: Path) -> list[PointwiseRecord] | None:
+    """The validation rows of ``--calibration-data`` (None without it); their results in
+    ``out/calibration/`` are discarded when the file changed."""
+    if path is None:
+        return None
+    from judgeforge.data.io import load_records
+
+    if mode != "expected":
+        raise ConfigError("--calibration-data fits a calibration of the expected score: use it "
+                          f"with --mode expected (got --mode {mode})")
+    loaded = load_records(path)
+    if dim in loaded.info.dimensions and loaded.info.scale(dim) != scale:
+        got = loaded.info.scale(dim)
+        raise ConfigError(f"--calibration-data {path}: {dim} is on {got.min}-{got.max}, the "
+                          f"graded data on {scale.min}-{scale.max}")
+    rows, _ = select_rows(loaded.records, dim)
+    if len(rows) < 2:
+        raise DataError(f"--calibration-data {path}: needs at least 2 rows labelled {dim!r}, "
+                        f"got {len(rows)}")
+    folder = out / "calibration"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = {"data": str(Path(path).resolve()), "sha256_16": _file_digest(Path(path))}
+    run_file = folder / RUN_FILE
+    if not run_file.is_file() or json.loads(run_file.read_text()) != stamp:
+        (folder / RESULTS_FILE).unlink(missing_ok=True)  # another file: grade it afresh
+        run_file.write_text(json.dumps(stamp, indent=2) + "\n")
+    return rows
+
+
+async def _calibrated_twin(spec: JudgeSpec, grader: Any, cal_rows: Sequence[PointwiseRecord],
+                           test_results: Sequence[Any], labels: Sequence[int],
+                           sources: Sequence[str], scale: Scale, out: Path, *,
+                           concurrency: int, show_progress: bool, bootstrap: int,
+                           seed: int) -> dict[str, Any]:
+    """Grade ``cal_rows`` with ``grader`` (expected mode), fit the calibration there and map the
+    judge's test scores through it: the ``<label> (calibrated)`` report entry (with
+    ``predictions``), or an entry without metrics saying why no calibration was fitted."""
+    from judgeforge.calibration import fit_calibration
+    from judgeforge.graders.runner import GraderConfig, GradingRunner, record_mapper
+    from judgeforge.metrics import compute_metrics
+
+    runner = GradingRunner({spec.label: GraderConfig(grader, record_mapper)},
+                           max_concurrency=concurrency, show_progress=show_progress,
+                           output=out / "calibration" / RESULTS_FILE,
+                           progress_desc=f"calibration {spec.label}")
+    val = (await runner.arun(list(cal_rows)))[spec.label]
+    raw = [_prediction(r) for r in val]
+    val_labels = [r.label[next(iter(grader.dimensions))] for r in cal_rows]
+    entry: dict[str, Any] = {"label": calibrated_label(spec.label), "kind": "calibrated",
+                             "target": f"{spec.target}, expected score through an isotonic "
+                                       f"calibration fitted on {len(cal_rows)} validation rows"}
+    usable = [(x, y) for x, y in zip(raw, val_labels) if x is not None]
+    try:
+        cal = fit_calibration([x for x, _ in usable], [y for _, y in usable], low=scale.min,
+                              high=scale.max)
+    except ConfigError as exc:
+        log.warning("%s: no calibration fitted: %s", spec.label, exc)
+        return {**entry, "calibration": None, "calibration_error": str(exc)}
+    test = [_prediction(r) for r in test_results]
+    preds = [None if x is None else cal(x) for x in test]
+    metrics = compute_metrics(preds, list(labels), scale, data_sources=list(sources),
+                              bootstrap=bootstrap, seed=seed)
+    failed = sum(p is None for p in preds)
+    return {**entry, "calibration": {**cal.to_dict(), "val_rows": len(cal_rows),
+                                     "val_failures": len(raw) - len(usable)},
+            "metrics": metrics, "status_counts": {"ok": len(preds) - failed,
+                                                  **({"failed": failed} if failed else {})},
+            "model_errors": 0, "timings": {}, "predictions": preds}
+
+
+def _calibration_note(path: str | os.PathLike[str] | None,
+                      rows: Sequence[PointwiseRecord] | None,
+                      twins: Sequence[Mapping[str, Any]], base: str) -> dict[str, Any] | None:
+    if path is None or rows is None:
+        return None
+    return {"data": str(path), "rows": len(rows), "base": base,
+            "reference": calibrated_label(base),
+            "fitted": {t["label"]: t.get("calibration") for t in twins},
+            "not_fitted": {t["label"]: t["calibration_error"] for t in twins
+                           if t.get("calibration_error")},
+            "note": f"each judge's expected score mapped through an isotonic calibration fitted "
+                    f"on {len(rows)} validation rows ({path}); the graded rows are not used"}
 
 
 def run_quality(data: str | os.PathLike[str], models: Sequence[str | JudgeSpec], *,

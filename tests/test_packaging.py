@@ -81,7 +81,7 @@ def test_wheel_holds_exactly_the_packages_and_imports_from_a_temp_dir(wheel: Pat
     assert out.stdout.strip() == "[]"
 
 
-DEMO_STEPS = ["check", "model", "data", "bench-base", "train", "serve", "bench-trained"]
+DEMO_STEPS = ["check", "model", "data", "train", "bench-base", "serve", "bench-trained"]
 
 
 @pytest.mark.slow
@@ -151,6 +151,11 @@ def _check_demo(work: Path, stdout: str, python: str, run: Any) -> None:
     assert "Against the baselines (sample mode" in report
     assert "`trained` beats the length baseline on MAE" in report or \
         "`trained` does NOT beat the length baseline on MAE" in report
+    # expected mode: the base calibrated on the training run's validation rows, and verdicts
+    assert "| expected mode | baseline: constant | baseline: length | base | base (calibrated) " \
+        "| trained | trained (calibrated) |" in report
+    assert "beat `base (calibrated)` on Spearman" in report
+    assert (work / "train" / "val.parquet").is_file()
     # the test split shares no question with the training split; the trained judge's card
     # carries the calibration fitted on validation rows (read through the installed wheel)
     probe = (

@@ -14,8 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="run the main job: data -> trained judge -> served -> graded -> benchmarked",
         description=(
             "The main job on CPU with the shipped small model and data: prepare SmolLM2, convert "
-            "the Prometheus sets into train/test splits, benchmark the base model, train the CPU "
-            "recipe (SFT warm-up + GRPO), serve the trained judge with vLLM and the scoring API, "
+            "the Prometheus sets into train/test splits, train the CPU recipe (SFT warm-up + "
+            "GRPO), benchmark the base model (raw, and calibrated on the training run's "
+            "validation rows), serve the trained judge with vLLM and the scoring API, "
             "grade a few pairs (aevaluate, GradingRunner, HTTP), benchmark it and print base vs "
             "trained side by side. Each step logs to <workdir>/logs; rerunning skips finished "
             "steps."),
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="rows held out for benchmarking, whole questions (default: 128, the CPU "
                         "recipe's test split; 24 with --quick)")
     p.add_argument("--redo", action="append", default=[], metavar="STEP",
-                   help="run STEP again even if done (check, model, data, bench-base, train, "
+                   help="run STEP again even if done (check, model, data, train, bench-base, "
                         "serve, bench-trained); repeat for several")
     p.add_argument("--fresh", action="store_true",
                    help="delete the work folder first and start over")

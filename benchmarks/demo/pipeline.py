@@ -56,6 +56,7 @@ class DemoOptions:
 # the base model is benchmarked through a URL, which carries no judge card (and so no prompt
 # limits), and it must see the very prompts the trained judge sees. Each trimmed row keeps its
 # response's original length in extra_info.response_chars for the length baseline.
+VAL_FILE = "val.parquet"  # judgeforge.train.cpu.data.VAL_FILE (benchmarks never import train)
 MAX_QUERY_CHARS = 300
 MAX_RESPONSE_CHARS = 400
 NO_TRAIN_TRIMMING = ["prompt.max_query_chars=null", "prompt.max_response_chars=null",
@@ -78,8 +79,11 @@ class Demo:
             Step("check", "check the environment (vLLM CPU, TRL, threads)", self.check),
             Step("model", "prepare the default judge model (SmolLM2-135M-Instruct)", self.model),
             Step("data", "convert the Prometheus sets and split train/test", self.data),
-            Step("bench-base", "benchmark the base model on the test split", self.bench_base),
             Step("train", "train the CPU recipe (SFT warm-up + GRPO)", self.train),
+            # after training: the base's calibration is fitted on the training run's validation
+            # rows (train/val.parquet), as the trained judge's was
+            Step("bench-base", "benchmark the base model (raw and calibrated) on the test split",
+                 self.bench_base),
             Step("serve", "serve the trained judge (vLLM + scoring API) and grade a few pairs",
                  self.serve_and_grade),
             Step("bench-trained", "benchmark the trained judge on the test split",
@@ -136,11 +140,16 @@ class Demo:
 
     def _bench(self, log: Path, label: str, model: str, out: Path) -> dict[str, Any]:
         test, train = self._data_out("test"), self._data_out("train")
+        val = self.work / "train" / VAL_FILE  # the training run's validation rows
         for mode, args in BENCH_MODES:
-            # --train-data: the constant and length baselines, fitted on the training split
+            # --train-data: the constant and length baselines, fitted on the training split;
+            # --calibration-data (expected mode): the judge calibrated on the validation rows
+            cal = ["--calibration-data", str(val)] if mode == "expected" and val.is_file() \
+                else []
             run_logged(judgeforge_cli("bench", "quality", "--data", test, "--model",
                                       f"{label}={model}", *args, "--concurrency", "8",
-                                      "--train-data", train, "--out", str(out / mode)), log)
+                                      "--train-data", train, *cal, "--out", str(out / mode)),
+                       log)
         return {mode: str(out / mode / "report.json") for mode, _ in BENCH_MODES}
 
     def bench_base(self, log: Path) -> dict[str, Any]:

@@ -1,5 +1,10 @@
 """The demo's closing table: the baselines, the base and the trained judge side by side, per
-scoring mode, and what the judges do and do not beat."""
+scoring mode, and what the judges do and do not beat.
+
+In expected mode each judge also has its calibrated twin (``bench quality --calibration-data``
+on the training run's validation rows): ``base (calibrated)`` is the untrained base as it
+would be used, and the trained judge (raw and calibrated) gets paired verdicts against it
+(:func:`calibrated_base_verdicts`, read from both reports' ``rows.jsonl``)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,10 @@ from typing import Any
 from judgeforge.benchmarks.baselines import verdict_lines
 from judgeforge.benchmarks.report import fmt, fmt_ci, markdown_table
 
-__all__ = ["side_by_side", "training_line", "verdict_summary", "write_summary"]
+__all__ = ["side_by_side", "training_line", "verdict_summary", "write_summary",
+           "calibrated_base_verdicts"]
+
+REFERENCE = "base (calibrated)"
 
 ROWS = (("parse_failure_rate", "parse-failure rate"), ("mae", "MAE (failures = worst error)"),
         ("mae_parsed", "MAE (parsed rows)"), ("exact_acc", "exact accuracy"),
@@ -32,9 +40,9 @@ def _columns(work: Path, mode: str) -> list[tuple[str, dict[str, Any]]]:
         if r and r.get("baselines"):
             cols += [(str(b["label"]), b) for b in r["baselines"]]
             break
-    for label, r in reports:
-        if r and r.get("judges"):
-            cols.append((label, r["judges"][0]))
+    for _, r in reports:
+        for j in (r or {}).get("judges") or []:
+            cols.append((str(j["label"]), j))
     return cols
 
 
@@ -64,6 +72,36 @@ def verdict_summary(work: Path, mode: str) -> list[str]:
             lines.append(f"- {folder}: {r.get('baselines_note') or 'no baselines'}")
         lines += verdict_lines(r.get("verdicts") or [])
     return lines
+
+
+def _rows(work: Path, folder: str, mode: str) -> dict[str, dict[str, Any]]:
+    path = work / folder / mode / "rows.jsonl"
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {str(r["key"]): r for r in rows}
+
+
+def calibrated_base_verdicts(work: Path, mode: str = "expected",
+                             bootstrap: int = 1000) -> list[str]:
+    """The trained judge (and its calibrated twin) against ``base (calibrated)``, paired on the
+    test rows both reports graded (failures first); empty when either report is missing."""
+    from judgeforge.benchmarks.baselines import verdicts
+    from judgeforge.data.schema import Scale
+
+    base, trained = _rows(work, "bench-base", mode), _rows(work, "bench-trained", mode)
+    report = _report(work, "bench-trained", mode)
+    keys = [k for k in trained if REFERENCE in base.get(k, {}).get("judges", {})]
+    if not keys or report is None:
+        return []
+    lo, hi = report["data"]["scale"]
+    labels = [int(trained[k]["label"]) for k in keys]
+    judges = {label: [trained[k]["judges"][label]["score"] for k in keys]
+              for label in trained[keys[0]]["judges"]}
+    ref = {REFERENCE: [base[k]["judges"][REFERENCE]["score"] for k in keys]}
+    found = verdicts(labels, Scale(min=lo, max=hi), judges, ref, bootstrap=bootstrap,
+                     seed=int(report["data"].get("seed") or 0))
+    return verdict_lines(found)
 
 
 def training_line(work: Path) -> str:
@@ -107,8 +145,15 @@ def write_summary(work: Path, minutes: float) -> Path:
         if verdict:
             parts += [f"Against the baselines ({mode} mode; paired bootstrap 95% intervals of "
                       "judge - baseline):", "", *verdict, ""]
+        own = calibrated_base_verdicts(work, mode)
+        if own:
+            parts += [f"Against its own base, calibrated on the training run's validation rows "
+                      f"({mode} mode; paired bootstrap 95% intervals on the same test rows):",
+                      "", *own, ""]
     parts += ["Sample mode parses the judge's own `<score>X</score>`; expected mode reads the "
-              "probability of each score token after a `<score>` prefill.", "",
+              "probability of each score token after a `<score>` prefill; `(calibrated)`: that "
+              "score through an isotonic map fitted on the training run's validation rows "
+              "(`train/val.parquet`, held out of the training split by question).", "",
               "Reports: `bench-base/<mode>/report.md`, `bench-trained/<mode>/report.md`; "
               "training curves: `train/curves.png`."]
     out = work / "report.md"
