@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 ScoringMode = Literal["sample", "expected", "vote"]
 VoteMethod = Literal["mean", "majority"]
 SCORING_MODES: tuple[str, ...] = ("sample", "expected", "vote")
+_INLINE_PARSE_CHARS = 8192  # longer outputs are parsed off the event loop
 
 
 def _normalise(value: float, scale: Scale) -> float:
@@ -80,7 +81,9 @@ def _digit_distribution(first: TokenLogprob, scale: Scale) -> dict[int, float]:
     mass: dict[int, float] = {}
     for token, logprob in top.items():
         text = token.strip()
-        if len(text) == 1 and text.isdigit() and int(text) in scale:
+        # ASCII digits only: '³' and '③' pass isdigit() but int() refuses them, and a
+        # fullwidth '３' is not the token the judge was trained to write
+        if len(text) == 1 and "0" <= text <= "9" and int(text) in scale:
             mass[int(text)] = mass.get(int(text), 0.0) + math.exp(checked_logprob(logprob, token))
     return mass
 
@@ -283,9 +286,19 @@ class LLMGrader(BaseGrader):
         return GraderScore(name=self.name, score=float(value), reason=reason, metadata=meta)
 
     # -- modes ---------------------------------------------------------------------------------
+    async def _parse(self, texts: list[str]) -> list[ParsedScore | ParseFailure]:
+        """``parse_score`` of each text; long outputs are parsed in a worker thread, so a service
+        grading many requests on one event loop keeps answering (``/healthz``) meanwhile."""
+        def parse() -> list[ParsedScore | ParseFailure]:
+            return [parse_score(t, dimensions=self.dimensions) for t in texts]
+
+        if sum(len(t or "") for t in texts) <= _INLINE_PARSE_CHARS:
+            return parse()
+        return await asyncio.to_thread(parse)
+
     async def _sample(self, messages: list[dict[str, str]], started: float) -> GraderResult:
         resp = await self.model.achat(messages, **self._gen_kwargs())
-        parsed = parse_score(resp.text, dimensions=self.dimensions)
+        parsed = (await self._parse([resp.text]))[0]
         meta = self._meta(started, _usage(resp), raw_output=resp.text)
         if isinstance(parsed, ParseFailure):
             return self._parse_error(parsed, meta)
@@ -294,7 +307,7 @@ class LLMGrader(BaseGrader):
     async def _vote(self, messages: list[dict[str, str]], started: float) -> GraderResult:
         resp = await self.model.achat(messages, **self._gen_kwargs(n=self.n))
         texts = [c.text for c in resp.choices]
-        parsed = [parse_score(t, dimensions=self.dimensions) for t in texts]
+        parsed = await self._parse(texts)
         good = [p for p in parsed if isinstance(p, ParsedScore)]
         meta = self._meta(started, _usage(resp), raw_output=texts, vote=self.vote,
                           n=len(texts), n_failed=len(texts) - len(good))

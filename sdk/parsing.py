@@ -9,6 +9,11 @@ Guarantees (tested, see tests/test_parsing.py):
   scale is ``out_of_range``. No tag is ``no_score``. Several dimensions use one tag each
   (``<helpfulness>3</helpfulness>``); a missing one is ``missing_dimension``.
 - A number of any length is read without overflow: more than 18 digits is ``out_of_range``.
+  Only ASCII digits make a number (``３``, ``³``, ``③`` are ``not_integer``).
+- Linear time in the output's length, whatever it holds (thousands of unclosed ``<think>`` or
+  ``<score>`` openers included): every scan is one pass of a one-tag pattern (:func:`_tokens`),
+  and openers are paired with closers by a walk over those tags, as a lazy
+  ``<t>.*?</t>`` regex would pair them but without its quadratic retries.
 - A failure is a :class:`ParseFailure` value. It is never turned into a score, and never 0.
 - :func:`finite_score` is the one check that a number made into a score (an expected score, a
   label, a stored result) is a finite real number.
@@ -31,10 +36,10 @@ from judgeforge.errors import DataError, ModelResponseError
 __all__ = ["ParsedScore", "ParseFailure", "ParseFailureKind", "ParseResult", "parse_score",
            "strip_thinking", "finite_score", "checked_logprob"]
 
-_THINK_BLOCK = re.compile(r"<\s*think\s*>.*?<\s*/\s*think\s*>", re.IGNORECASE | re.DOTALL)
 _THINK_OPEN = re.compile(r"<\s*think\s*>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"<\s*/\s*think\s*>", re.IGNORECASE)
-_INTEGER = re.compile(r"[+-]?\d+(?:\.0+)?")
+_INTEGER = re.compile(r"[+-]?[0-9]+(?:\.0+)?")
+_TAIL_VALUE = re.compile(r"\s*([^<\s]+)\s*\Z")  # after a last, unclosed opener
 _MAX_DIGITS = 18  # every scale fits; longer numbers are out of range without building them
 
 
@@ -58,7 +63,11 @@ def finite_score(value: Any, *, what: str = "score") -> float:
 
 def checked_logprob(value: object, token: str) -> float:
     """A log-probability from a server: finite and at most 0 (a rounding excess of 1e-3 is
-    taken as 0), else :class:`ModelResponseError` (a NaN or 1000 must not become a score)."""
+    taken as 0), else :class:`ModelResponseError` (a NaN or 1000 must not become a score).
+    ``-inf`` is a valid log-probability (probability 0: servers write ``-Infinity`` for tokens
+    they rule out) and is returned as is."""
+    if isinstance(value, float) and value == -math.inf:
+        return value
     try:
         number = finite_score(value, what=f"logprob of token {token!r}")
     except DataError as exc:
@@ -110,32 +119,58 @@ class ParseFailure:
 ParseResult = ParsedScore | ParseFailure
 
 
+@functools.lru_cache(maxsize=128)
+def _tag_token(tag: str) -> re.Pattern[str]:
+    """One ``<tag>`` or ``</tag>`` (group 1 set for a closer), any case and spacing. It holds
+    exactly one ``<``, so matches never overlap and a scan is linear."""
+    return re.compile(rf"<\s*(/\s*)?{re.escape(tag)}\s*>", re.IGNORECASE)
+
+
+def _tokens(pattern: re.Pattern[str], text: str) -> list[re.Match[str]]:
+    """Every match of a one-tag ``pattern`` in ``text``: the parser's only scan of a whole
+    text (a test meters it)."""
+    return list(pattern.finditer(text))
+
+
+def _pairs(tokens: list[re.Match[str]]) -> list[tuple[re.Match[str], re.Match[str]]]:
+    """(opener, closer) pairs, left to right, as ``<t>.*?</t>`` finds them: an opener waits for
+    the first closer after it (openers in between are content), a closer with no opener waiting
+    is a stray, an opener never closed stays open."""
+    out = []
+    opener: re.Match[str] | None = None
+    for tok in tokens:
+        if tok.group(1) is None:
+            opener = opener or tok
+        elif opener is not None:
+            out.append((opener, tok))
+            opener = None
+    return out
+
+
 def strip_thinking(text: str) -> tuple[str, str]:
     """Split ``text`` into (visible text, thinking text)."""
-    thoughts = [m.group(0) for m in _THINK_BLOCK.finditer(text)]
-    visible = _THINK_BLOCK.sub(" ", text)
-    close = list(_THINK_CLOSE.finditer(visible))
-    if close:  # prefilled "<think>": everything before the last stray close tag is thinking
-        thoughts.insert(0, visible[: close[-1].start()])
-        visible = visible[close[-1].end():]
-    opened = _THINK_OPEN.search(visible)
+    think = _tag_token("think")
+    blocks = _pairs(_tokens(think, text))
+    thoughts = [text[o.start():c.end()] for o, c in blocks]
+    pieces, at = [], 0
+    for o, c in blocks:
+        pieces += [text[at:o.start()], " "]
+        at = c.end()
+    visible = "".join(pieces) + text[at:]
+    rest = _tokens(think, visible)
+    closers = [t for t in rest if t.group(1) is not None]
+    cut = 0
+    if closers:  # prefilled "<think>": everything before the last stray close tag is thinking
+        cut = closers[-1].end()
+        thoughts.insert(0, visible[: closers[-1].start()])
+    opened = next((t for t in rest if t.start() >= cut and t.group(1) is None), None)
     if opened:  # unclosed: the rest is thinking
         thoughts.append(visible[opened.end():])
-        visible = visible[: opened.start()]
+        visible = visible[cut: opened.start()]
+    else:
+        visible = visible[cut:]
     thinking = "\n".join(_THINK_OPEN.sub("", _THINK_CLOSE.sub("", t)).strip() for t in thoughts)
     return visible, thinking.strip()
-
-
-@functools.lru_cache(maxsize=128)
-def _tag_pattern(tag: str) -> re.Pattern[str]:
-    t = re.escape(tag)
-    return re.compile(rf"<\s*{t}\s*>(.*?)<\s*/\s*{t}\s*>", re.IGNORECASE | re.DOTALL)
-
-
-@functools.lru_cache(maxsize=128)
-def _tail_pattern(tag: str) -> re.Pattern[str]:
-    t = re.escape(tag)
-    return re.compile(rf"<\s*{t}\s*>\s*([^<\s]+)\s*$", re.IGNORECASE)
 
 
 def _read_value(value: str, dim: str, scale: Scale, raw: str) -> int | ParseFailure:
@@ -155,13 +190,19 @@ def _read_value(value: str, dim: str, scale: Scale, raw: str) -> int | ParseFail
     return number
 
 
-def _find_last(tag: str, visible: str) -> tuple[str, re.Match[str] | None] | None:
-    matches = list(_tag_pattern(tag).finditer(visible))
-    if matches:
-        return matches[-1].group(1), matches[-1]
-    tail = _tail_pattern(tag).search(visible)
-    if tail:
-        return tail.group(1), tail
+def _find_last(tag: str, visible: str) -> tuple[str, tuple[int, int]] | None:
+    """The value of the last ``<tag>X</tag>`` (or of a trailing unclosed ``<tag>X``) and the
+    span to cut from the reason."""
+    tokens = _tokens(_tag_token(tag), visible)
+    pairs = _pairs(tokens)
+    if pairs:
+        o, c = pairs[-1]
+        return visible[o.end():c.start()], (o.start(), c.end())
+    openers = [t for t in tokens if t.group(1) is None]
+    if openers:  # only the last opener can be trailing: any earlier one has a '<' after it
+        tail = _TAIL_VALUE.match(visible, openers[-1].end())
+        if tail:
+            return tail.group(1), (openers[-1].start(), tail.end())
     return None
 
 
@@ -192,8 +233,7 @@ def parse_score(text: str | None, *, scale: Scale = DEFAULT_SCALE,
         if isinstance(value, ParseFailure):
             return ParseFailure(value.kind, value.message, raw, dict(scores))
         scores[dim] = value
-        if found[1] is not None:
-            spans.append(found[1].span())
+        spans.append(found[1])
     if missing:
         if not scores:
             names = ", ".join(f"<{tags[d][0]}>" for d in missing)

@@ -24,7 +24,39 @@ from judgeforge.errors import ConfigError, DataError
 
 __all__ = ["RewardFunction", "ExpDecayReward", "QuadraticReward", "ExactMatchReward",
            "exp_decay_reward", "quadratic_reward", "exact_match_reward", "get_reward_function",
-           "REWARDS", "check_label"]
+           "REWARDS", "check_label", "check_reward_setting"]
+
+# Reward settings and the values they may take: (low, high, low is excluded). Every built-in
+# pays 1.0 for the exact label, so a parse failure's ``min_reward`` must stay within [0, 1]
+# (a failure must never beat an exact answer), ``k`` must decay (k = -2 paid 7.39 for an error of
+# 4 against 1.0 for exact), and ``exact_bonus`` may only add. A user function's scale of rewards
+# is its own: its ``min_reward`` (a penalty may be negative) need only be finite.
+_SETTINGS: dict[str, tuple[float, float, bool]] = {
+    "k": (0.0, math.inf, True),
+    "min_reward": (0.0, 1.0, False),
+    "exact_bonus": (0.0, math.inf, False),
+    "user min_reward": (-math.inf, math.inf, False),
+}
+
+
+def check_reward_setting(name: str, value: Any, where: str | None = None) -> float:
+    """``value`` as a float when it is a finite number allowed for the reward setting ``name``
+    (``k`` > 0, ``min_reward`` in [0, 1], ``exact_bonus`` >= 0, ``user min_reward`` any finite
+    number), else a :class:`ConfigError` naming ``where`` (default: the setting)."""
+    low, high, open_low = _SETTINGS[name]
+    label = where or name
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if hasattr(value, "item"):  # a numpy scalar
+            return check_reward_setting(name, value.item(), where)
+        raise ConfigError(f"reward setting {label}: {str(value)[:40]!r} is not a number")
+    number = float(value)
+    too_low = number <= low if open_low else number < low
+    if not math.isfinite(number) or too_low or number > high:
+        bounds = [f"{'>' if open_low else '>='} {low:g}"] if math.isfinite(low) else []
+        bounds += [f"<= {high:g}"] if math.isfinite(high) else []
+        what = " ".join(["a finite number", " and ".join(bounds)]).strip()
+        raise ConfigError(f"reward setting {label} must be {what}, got {number}")
+    return number
 
 
 def check_label(value: Any, scale: Scale | None = None, what: str = "label") -> int:
@@ -57,6 +89,10 @@ class ExpDecayReward:
     k: float = 2.0
     min_reward: float = 0.0
 
+    def __post_init__(self) -> None:
+        check_reward_setting("k", self.k)
+        check_reward_setting("min_reward", self.min_reward)
+
     def __call__(self, predicted: int | None, true: int, scale: Scale = DEFAULT_SCALE) -> float:
         true = check_label(true, scale)
         if predicted is None or predicted not in scale:
@@ -69,6 +105,9 @@ class QuadraticReward:
     """``1 - (|pred - true| / (max - min))**2``; in [0, 1]; failures earn 0."""
 
     min_reward: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_reward_setting("min_reward", self.min_reward)
 
     def __call__(self, predicted: int | None, true: int, scale: Scale = DEFAULT_SCALE) -> float:
         true = check_label(true, scale)
@@ -83,6 +122,9 @@ class ExactMatchReward:
 
     min_reward: float = 0.0
 
+    def __post_init__(self) -> None:
+        check_reward_setting("min_reward", self.min_reward)
+
     def __call__(self, predicted: int | None, true: int, scale: Scale = DEFAULT_SCALE) -> float:
         true = check_label(true, scale)
         if predicted is None or predicted not in scale:
@@ -96,6 +138,9 @@ class _UserReward:
 
     fn: Callable[..., float]
     min_reward: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_reward_setting("user min_reward", self.min_reward, "min_reward")
 
     def __call__(self, predicted: int | None, true: int, scale: Scale = DEFAULT_SCALE) -> float:
         true = check_label(true, scale)
@@ -140,4 +185,5 @@ def get_reward_function(name: str = "exp_decay", **params: Any) -> RewardFunctio
         fn = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"cannot load reward function {name!r}: {exc}") from exc
-    return _UserReward(fn, float(params.get("min_reward", 0.0)))
+    return _UserReward(fn, check_reward_setting("user min_reward", params.get("min_reward", 0.0),
+                                                "min_reward"))

@@ -93,8 +93,12 @@ if tuple(PromptSection.model_fields) != TRAINING_PROMPT_OPTIONS:
 
 class RewardSection(_Section):
     name: str = Field("exp_decay", description="exp_decay, quadratic, exact, or module:function")
-    k: float = Field(2.0, description="decay rate of exp_decay: exp(-k*|pred-true|/(max-min))")
-    exact_bonus: float = Field(0.0, description="extra reward for the exact label (CPU backend)")
+    k: float = Field(2.0, gt=0, allow_inf_nan=False,
+                     description="decay rate of exp_decay: exp(-k*|pred-true|/(max-min)); a "
+                     "finite number > 0 (a negative k pays more for larger errors)")
+    exact_bonus: float = Field(0.0, ge=0, allow_inf_nan=False,
+                               description="extra reward for the exact label (CPU backend); a "
+                               "finite number >= 0")
 
 
 class GRPOSection(_Section):

@@ -24,7 +24,7 @@ from typing import Any
 
 from judgeforge.data.schema import DEFAULT_SCALE, Scale
 from judgeforge.parsing import ParsedScore, parse_score
-from judgeforge.rewards import check_label, get_reward_function
+from judgeforge.rewards import check_label, check_reward_setting, get_reward_function
 from judgeforge.train.pairwise_rows import is_pairwise_row
 from judgeforge.train.pairwise_score import apply_both_orders, pairwise_score
 from judgeforge.train.rows import read_row_spec
@@ -58,7 +58,10 @@ def row_spec(extra_info: Mapping[str, Any] | None, labels: Mapping[str, int],
     else:
         dims = {d: DEFAULT_SCALE for d in labels}
     reward = str(spec.get("reward") or "exp_decay")
-    params = {"k": float(spec["k"])} if reward == "exp_decay" and spec.get("k") is not None else {}
+    params: dict[str, Any] = {}
+    if reward == "exp_decay" and spec.get("k") is not None:
+        where = "k (keyword)" if "k" in overrides else "k (extra_info['judgeforge'])"
+        params["k"] = check_reward_setting("k", spec["k"], where)
     return dims, reward, params
 
 

@@ -10,8 +10,9 @@ Status codes: 200 for a score and for a judge output without a valid score (``pa
 says why; ``score`` is null); 401 without the API key; 413 over ``max_body_bytes``; 422 for
 invalid or over-limit fields (the message names the limit) and for options the model server
 cannot do; 503 with a reason when the model server is unreachable, hangs past
-``request_timeout_s``, or every slot and the queue are taken. A batch answers 200 with per-item
-errors, or 503 when every item failed because the model server is unavailable.
+``request_timeout_s``, or every slot and the queue are taken. A batch answers 200 with
+per-item errors, or 503 when every item failed because the model server is unavailable. A
+request whose client disconnects is cancelled (:mod:`judgeforge.graders.serving.disconnect`).
 """
 
 # No `from __future__ import annotations`: FastAPI must see the request classes built per app.
@@ -29,6 +30,7 @@ from judgeforge.errors import ConfigError
 from judgeforge.graders.results import is_error
 from judgeforge.graders.serving.auth import BearerAuthMiddleware
 from judgeforge.graders.serving.compare import add_compare_route
+from judgeforge.graders.serving.disconnect import CancelOnDisconnectMiddleware
 from judgeforge.graders.serving.grading import (
     UNAVAILABLE_ERRORS,
     GraderPool,
@@ -137,6 +139,7 @@ def create_app(settings: ServiceSettings, model: ChatModel, *, own_model: bool =
     if settings.api_key:
         app.add_middleware(BearerAuthMiddleware, api_key=settings.api_key, exempt=("/healthz",))
         _declare_bearer(app)
+    app.add_middleware(CancelOnDisconnectMiddleware)  # outermost: a gone client's work stops
 
     @app.exception_handler(RequestValidationError)
     async def _on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -128,8 +128,10 @@ class GraderPool:
             elif len(dims) == 1:
                 grader = get_grader(dims[0], self.model, scale=self.settings.scale_of(dims[0]),
                                     **opts)
-            else:
-                grader = get_grader("multi", self.model, dimensions=list(dims), **opts)
+            else:  # each dimension on its own served scale (--scale quality=1-5)
+                grader = get_grader("multi", self.model,
+                                    dimensions={d: self.settings.scale_of(d) for d in dims},
+                                    **opts)
                 grader.name = "+".join(dims)
             self._graders[key] = grader
         return grader

@@ -27,7 +27,11 @@ def completion_text(completion: Any) -> str:
 
 
 def make_reward_function(exact_bonus: float = 0.0) -> Callable[..., list[float]]:
-    """A TRL reward function named ``judge_reward`` wrapping :func:`compute_score`."""
+    """A TRL reward function named ``judge_reward`` wrapping :func:`compute_score`
+    (``exact_bonus``: a finite number >= 0, else a ConfigError)."""
+    from judgeforge.rewards import check_reward_setting
+
+    exact_bonus = check_reward_setting("exact_bonus", exact_bonus)
 
     def judge_reward(prompts: Sequence[Any], completions: Sequence[Any],
                      ground_truth: Sequence[Any], extra_info: Sequence[Any] | None = None,
