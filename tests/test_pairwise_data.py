@@ -147,3 +147,22 @@ def test_cli_validate_detects_pairwise_files(tmp_path: Path,
     bad.write_text(json.dumps(pair()) + "\n" + json.dumps(pair(preference="c")) + "\n")
     assert main(["data", "validate", str(bad)]) == 1
     assert "row 1 (line 2): preference" in capsys.readouterr().out
+
+
+def test_lone_surrogates_and_changed_parquet_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"row 0: response_b: text holds a lone surrogate"):
+        write_pairwise([pair(response_b="ok \ud800")], tmp_path / "s.jsonl")
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps(pair(id="1")) + "\n" + json.dumps(pair(response_a="\ud83d")) + "\n")
+    with pytest.raises(DataError, match=r"row 1 \(line 2\): response_a: text holds a lone"):
+        read_pairwise(path)
+    import pyarrow as pa
+
+    out = write_pairwise([pair(id="1", response_a="Paris"), pair(id="2")], tmp_path / "d.parquet")
+    assert b"judgeforge.records_sha256" in pq.ParquetFile(out).schema_arrow.metadata
+    table = pq.read_table(out)
+    changed = table.set_column(table.schema.get_field_index("response_a"), "response_a",
+                               pa.array(["Rome", "3"]))
+    pq.write_table(changed.replace_schema_metadata(table.schema.metadata), out)
+    with pytest.raises(DataError, match="digest mismatch"):
+        read_pairwise(out)

@@ -15,8 +15,9 @@ Files: Parquet (columns ``input``, ``response_a``, ``response_b``, ``preference`
 ``votes``, ``rubric``, ``reference``, ``data_source``, ``id``, ``extra_info`` when any row has
 them; ``b"judgeforge.kind" = b"pairwise"`` in the schema metadata) or JSONL (one record a line).
 Reading goes through :func:`judgeforge.data.io.iter_raw_rows`, so a malformed line, a corrupt
-Parquet page or invalid UTF-8 is a :class:`~judgeforge.errors.DataError` naming the row, as for
-pointwise files.
+Parquet page, invalid UTF-8 or a lone surrogate is a :class:`~judgeforge.errors.DataError`
+naming the row, and a Parquet file changed after judgeforge wrote it fails its records digest
+(:mod:`judgeforge.data.digest`), as for pointwise files.
 """
 
 from __future__ import annotations
@@ -108,13 +109,18 @@ class PairwiseRecord(BaseModel):
 def parse_pairwise(raw: Any) -> PairwiseRecord | list[Any]:
     """Validate one :class:`~judgeforge.data.validate.RawRow` into a record, or its
     :class:`~judgeforge.data.validate.RowError` list (one per bad field, dotted path)."""
-    from judgeforge.data.validate import RowError, _dotted, _message
+    from judgeforge.data.validate import RowError, _dotted, _message, lone_surrogate
 
     if raw.error is not None:
         return [RowError(raw.index, raw.line, None, raw.error)]
     if not isinstance(raw.data, Mapping):
         kind = type(raw.data).__name__
         return [RowError(raw.index, raw.line, None, f"expected an object (a dict), got {kind}")]
+    bad_text = lone_surrogate(dict(raw.data))
+    if bad_text is not None:  # text no UTF-8 file, JSON request or tokenizer can carry
+        field, _, where = bad_text.partition(" ")
+        return [RowError(raw.index, raw.line, field,
+                         f"text holds a lone surrogate {where}: not valid Unicode text")]
     try:
         return PairwiseRecord.model_validate(dict(raw.data))
     except ValidationError as exc:
@@ -253,7 +259,8 @@ def _write_parquet(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from judgeforge.data.io import JSON_COLUMNS_KEY, _atomic_write
+    from judgeforge.data.digest import DIGEST_KEY, info_part, rows_digest
+    from judgeforge.data.io import JSON_COLUMNS_KEY, _atomic_write, _decode_batch
 
     last: Exception | None = None
     # Plain Arrow columns first; JSON text for what Arrow cannot type (mixed extra_info
@@ -265,6 +272,12 @@ def _write_parquet(path: Path, rows: Sequence[dict[str, Any]]) -> None:
             meta = {KIND_KEY: b"pairwise"}
             if json_columns:
                 meta[JSON_COLUMNS_KEY] = json.dumps(sorted(json_columns)).encode()
+            table = table.replace_schema_metadata(meta)
+            # the records digest iter_raw_rows checks on reading (judgeforge.data.digest; no
+            # dataset info: it covers the rows alone)
+            decoded = (raw for batch in table.to_batches()
+                       for raw in _decode_batch(batch, json_columns, 0))
+            meta[DIGEST_KEY] = rows_digest(info_part(None), decoded).encode()
             table = table.replace_schema_metadata(meta)
             _atomic_write(path, lambda tmp: pq.write_table(table, tmp))  # noqa: B023 (runs now)
             return
