@@ -149,7 +149,7 @@ async def _grade(name: str, grader: Any, rows: Sequence[Any], path: Path, concur
                            max_concurrency=concurrency, show_progress=show_progress,
                            output=path, progress_desc=f"bench preference {name}")
     t0 = time.perf_counter()
-    results = (await runner.arun(rows))[name]
+    results = (await runner.arun([r.to_dict() for r in rows]))[name]
     summary = runner.summary
     graded_now = (summary.done + summary.failed) if summary else len(results)
     return results, _judge_timings(results, graded_now, time.perf_counter() - t0)
