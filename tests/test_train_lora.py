@@ -74,6 +74,13 @@ def test_lora_grpo_trains_top_layers_and_best_is_merged(lora_run: Any) -> None:
     layers = {int(k.split(".layers.")[1].split(".")[0]) for k in changed if ".layers." in k}
     assert layers and min(layers) >= 30 - 4, layers  # grpo.trainable_layers=4 of 30
     assert (lora_run.final / "adapter" / "adapter_config.json").is_file()
+    from judgeforge.card import JudgeCard
+    from judgeforge.models.default_model import read_model_marker
+
+    card = JudgeCard.read(lora_run.final)
+    assert card is not None and card.adapter is not None and card.adapter.r == 4
+    base_marker = read_model_marker(Path(card.base_model or ""))
+    assert base_marker and card.base_model_sha256 == base_marker["gguf_sha256"]
     grpo_rows = [json.loads(x) for x in lora_run.log.read_text().splitlines()
                  if '"stage": "grpo"' in x]
     assert grpo_rows and all(r.get("grad_norm", 0) > 0 for r in grpo_rows)

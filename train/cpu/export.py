@@ -16,13 +16,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from judgeforge.errors import ConfigError
+
 if TYPE_CHECKING:
     from judgeforge.calibration import Calibration
     from judgeforge.card import JudgeCard
 
-__all__ = ["fix_special_tokens", "save_servable", "save_adapter_checkpoint", "TRAIN_MARKER"]
+__all__ = ["fix_special_tokens", "save_servable", "save_adapter_checkpoint", "TRAIN_MARKER",
+           "ADAPTER_DIR"]
 
 TRAIN_MARKER = "judgeforge-train.json"
+ADAPTER_DIR = "adapter"  # where a folder keeps the LoRA adapter its weights were merged from
+
+
+def _has_adapter(model: Any) -> bool:
+    """A ``peft`` model (an adapter over frozen weights), told by its interface."""
+    return hasattr(model, "peft_config") and hasattr(model, "merge_and_unload")
 
 
 def fix_special_tokens(model: Any, tokenizer: Any) -> None:
@@ -75,11 +84,9 @@ def save_servable(model: Any, tokenizer: Any, path: str | Path,
     and, merged into the weights IN PLACE, as a plain folder vLLM serves."""
     target = Path(path)
     tmp = _fresh_tmp(target)
-    if hasattr(model, "peft_config") and hasattr(model, "merge_and_unload"):
-        from .weights import ADAPTER_DIR, merged, save_adapter
-
-        save_adapter(model, tmp / ADAPTER_DIR)  # the adapter beside the merged weights
-        model = merged(model)
+    if _has_adapter(model):
+        model.save_pretrained(str(tmp / ADAPTER_DIR))  # the adapter beside the merged weights
+        model = model.merge_and_unload()
     fix_special_tokens(model, tokenizer)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
@@ -106,10 +113,10 @@ def save_adapter_checkpoint(model: Any, path: str | Path, meta: dict[str, Any]) 
     """Write only ``model``'s LoRA adapter to ``path/adapter`` (atomically, with the marker
     ``meta`` plus ``"merged": false``): a checkpoint taken while training goes on, which
     :func:`judgeforge.train.cpu.weights.load_merged` later turns into a servable folder."""
-    from .weights import ADAPTER_DIR, save_adapter
-
+    if not _has_adapter(model):
+        raise ConfigError("save_adapter_checkpoint: the model has no LoRA adapter")
     target = Path(path)
     tmp = _fresh_tmp(target)
-    save_adapter(model, tmp / ADAPTER_DIR)
+    model.save_pretrained(str(tmp / ADAPTER_DIR))
     (tmp / TRAIN_MARKER).write_text(json.dumps({**meta, "merged": False}, indent=2, default=str))
     return _swap_into_place(tmp, target)

@@ -247,6 +247,19 @@ class _Run:
                             batch_size=self.cfg.cpu.eval_batch_size, progress=progress)
         return res["summary"]
 
+    def card(self, base: Path) -> Any:
+        """The judge card of a model trained from ``base`` in this run: the data's card plus the
+        base model's GGUF hash (from its prepared folder's marker) and the LoRA adapter."""
+        from judgeforge.card import AdapterSettings
+        from judgeforge.models.default_model import read_model_marker
+
+        sha = (read_model_marker(base) or {}).get("gguf_sha256")
+        lora = self.cfg.lora
+        adapter = AdapterSettings(r=lora.r, alpha=lora.alpha, dropout=lora.dropout,
+                                  target_modules=list(lora.target_modules)) if lora.enabled \
+            else None
+        return self.ds.card(str(base), base_model_sha256=sha, adapter=adapter)
+
     def meta(self, stage: str, **extra: Any) -> dict[str, Any]:
         return {"stage": stage, "dimension": self.ds.dimension,
                 "scale": [self.ds.scale.min, self.ds.scale.max], **extra}
@@ -268,7 +281,7 @@ class _Run:
         # a LoRA model is saved as sft/adapter and merged into sft/'s weights (GRPO's start)
         save_servable(model, tok, path, self.meta("sft", steps=cfg.sft.steps, base=str(base),
                                                   **extra),
-                      card=self.ds.card(str(base)))
+                      card=self.card(base))
         return path
 
     def grpo(self, model: Any, tok: Any, best: BestTracker | None) -> Any:
@@ -412,7 +425,7 @@ def run_cpu(cfg: TrainConfig, *, train_records: Sequence[PointwiseRecord] | None
                                                                    **summary))
                 return
             save_servable(model, tok, best_path, run.meta("best", **summary),
-                          card=ds.card(str(base)))
+                          card=run.card(base))
 
         best = BestTracker(save_best, prior.get("mae"), prior.get("step"))
 
@@ -432,11 +445,11 @@ def run_cpu(cfg: TrainConfig, *, train_records: Sequence[PointwiseRecord] | None
     metrics["final"]["calibrated"] = final_cal is not None
     final_path = save_servable(model, tok, run.out / "final", run.meta("final", step=steps,
                                                                         **final),
-                               card=ds.card(str(base)), calibration=final_cal,
+                               card=run.card(base), calibration=final_cal,
                                metrics=_card_metrics(metrics["final"]))
     if best and best.best_step is not None:
         del model
-        _merge_best(best_path, ds.card(str(base)))
+        _merge_best(best_path, run.card(base))
         metrics["best"] = read_marker(best_path) or {"step": best.best_step}
         best_model, best_tok = load_model(best_path)
         best_cal = _calibrate(run, best_model, best_tok, "best")

@@ -26,16 +26,13 @@ from typing import TYPE_CHECKING, Any
 from judgeforge._extras import require
 from judgeforge.errors import ConfigError
 
-from .export import fix_special_tokens
+from .export import ADAPTER_DIR, fix_special_tokens
 
 if TYPE_CHECKING:
     from ..config import LoraSection
 
 __all__ = ["load_model", "lora_config", "attach_adapter", "is_adapter_model", "save_adapter",
            "merged", "load_merged", "adapter_card", "trainable_parameters", "ADAPTER_DIR"]
-
-ADAPTER_DIR = "adapter"  # where a folder keeps the adapter it was merged from
-
 
 def load_model(path: str | Path) -> tuple[Any, Any]:
     """``(model, tokenizer)`` from the HF folder ``path``: fp32 weights (bf16 autocast on top)."""
