@@ -13,6 +13,11 @@ grading surface (``LLMGrader.from_pretrained``, ``judgeforge serve FOLDER``, ``j
      "base_model": "SmolLM2-135M-Instruct", "base_model_sha256": null, "adapter": null,
      "data_fingerprint": "sha256:...", "metrics": {"val_mae": 0.8}}
 
+A judge that compares two responses (``"kind": "pairwise"``) also carries a ``pairwise`` block
+(:class:`PairwiseSettings`: its pairwise prompt and scoring settings), which
+:meth:`PairwiseGrader.from_card <judgeforge.graders.pairwise.PairwiseGrader.from_card>`,
+``judgeforge grade``, the ``/v1/compare`` route and ``bench preference`` read.
+
 A card is a file users download and share, so it is untrusted input: :class:`JudgeCard` is ONE
 strict schema (a pydantic dataclass, strict types, unknown keys refused) that every reader goes
 through. ``thinking: "no"``, ``max_response_chars: 1.5``, a dimension ``[false, true]`` or
@@ -58,6 +63,7 @@ from pydantic.dataclasses import dataclass
 from judgeforge.calibration import Calibration
 from judgeforge.data.schema import Scale
 from judgeforge.errors import ConfigError
+from judgeforge.pairwise_prompt import PAIRWISE_TEMPLATE_VERSION, PairwisePromptTemplate
 from judgeforge.prompt import (
     TEMPLATE_VERSION,
     PromptTemplate,
@@ -65,7 +71,8 @@ from judgeforge.prompt import (
     check_dimensions,
 )
 
-__all__ = ["JudgeCard", "ScoringSettings", "PromptSettings", "AdapterSettings", "CARD_FILE",
+__all__ = ["JudgeCard", "ScoringSettings", "PromptSettings", "AdapterSettings",
+           "PairwiseSettings", "CARD_FILE",
            "CARD_VERSION", "MAX_N", "MAX_TOP_LOGPROBS", "MAX_TOKENS", "data_fingerprint"]
 
 CARD_FILE = "judge_config.json"
@@ -136,6 +143,56 @@ class AdapterSettings(_Section):
     """Dropout on the adapter's input."""
 
 
+class PairwiseSettings(_Section):
+    """The ``pairwise`` block of a judge that compares two responses
+    (:class:`~judgeforge.graders.pairwise.PairwiseGrader`): its prompt
+    (:meth:`PairwisePromptTemplate.settings`) and its scoring settings."""
+
+    template_version: int = Field(PAIRWISE_TEMPLATE_VERSION, ge=1, le=PAIRWISE_TEMPLATE_VERSION)
+    """The pairwise template version the judge was trained with."""
+    criterion: str = Field(PairwisePromptTemplate.criterion, min_length=1)
+    """What "better" means in the prompt."""
+    thinking: bool = False
+    system_prompt: str | None = None
+    task: str | None = None
+    max_query_chars: int | None = Field(None, ge=1)
+    max_response_chars: int | None = Field(None, ge=1)
+    max_reference_chars: int | None = Field(None, ge=1)
+    use_rubric: bool = True
+    use_reference: bool = True
+    mode: Literal["expected", "sample"] = "expected"
+    """``expected`` (verdict-token probabilities) or ``sample`` (parse the verdict tag)."""
+    both_orders: bool = True
+    """Judge (a, b) and (b, a) and average."""
+    tie_margin: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
+    """A tie when ``|P(a) - P(b)|`` is within it (None: the tie token's own probability)."""
+    constrained: bool = False
+    temperature: float | None = Field(None, ge=0.0, le=10.0, allow_inf_nan=False)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    top_logprobs: int = Field(20, ge=1, le=MAX_TOP_LOGPROBS)
+
+    _PROMPT_KEYS = ("template_version", "criterion", "thinking", "system_prompt", "task",
+                    "max_query_chars", "max_response_chars", "max_reference_chars",
+                    "use_rubric", "use_reference")
+
+    @classmethod
+    def from_template(cls, template: PairwisePromptTemplate, **scoring: Any) -> PairwiseSettings:
+        """The block for a judge trained with ``template`` (scoring settings as keywords)."""
+        return cls(**template.settings(), **scoring)
+
+    def template(self) -> PairwisePromptTemplate:
+        """The pairwise prompt the judge was trained with."""
+        data = self.model_dump()
+        return PairwisePromptTemplate.from_settings({k: data[k] for k in self._PROMPT_KEYS})
+
+    def grader_kwargs(self) -> dict[str, Any]:
+        """``PairwiseGrader`` keywords: the template and the scoring settings."""
+        data = self.model_dump()
+        kw = {k: v for k, v in data.items() if k not in self._PROMPT_KEYS}
+        kw["template"] = self.template()
+        return kw
+
+
 def _scale_form(value: Any) -> Any:
     """The file's ``[min, max]`` (two JSON integers) as a :class:`Scale`'s fields."""
     if isinstance(value, Scale):
@@ -185,6 +242,8 @@ class JudgeCard:
     """The LoRA adapter settings, for a judge trained with one (None: full fine-tuning)."""
     kind: Literal["pointwise", "pairwise"] = "pointwise"
     """What the judge grades: one response (pointwise) or a pair of responses (pairwise)."""
+    pairwise: PairwiseSettings | None = None
+    """How the judge compares two responses (required when ``kind`` is ``pairwise``)."""
     data_fingerprint: str | None = None
     """``sha256:...`` of the training records (:func:`data_fingerprint`)."""
     metrics: Annotated[dict[str, Any], AfterValidator(_depth_ok)] = field(default_factory=dict)
@@ -227,6 +286,9 @@ class JudgeCard:
     @model_validator(mode="after")
     def _builds_a_template(self) -> JudgeCard:
         self.template()  # the prompt settings must build a template for these dimensions
+        if self.kind == "pairwise" and self.pairwise is None:
+            raise _KeyedError("pairwise", "a pairwise judge's card needs its pairwise block "
+                                          "(prompt and scoring settings)")
         return self
 
     # -- use -------------------------------------------------------------------------------------
@@ -256,7 +318,8 @@ class JudgeCard:
                 "base_model": self.base_model, "base_model_sha256": self.base_model_sha256,
                 "adapter": self.adapter.model_dump() if self.adapter else None,
                 "data_fingerprint": self.data_fingerprint,
-                "metrics": _json_metrics(self.metrics)}
+                "metrics": _json_metrics(self.metrics)} | (
+                    {"pairwise": self.pairwise.model_dump()} if self.pairwise else {})
 
     @classmethod
     def from_dict(cls, data: Any, source: str = CARD_FILE) -> JudgeCard:
