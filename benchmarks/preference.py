@@ -281,7 +281,7 @@ async def arun_preference(
         published = _shipped_verdicts(rows)
     pub, pub_notes = _published(published, rows)
 
-    kw = {"bootstrap": bootstrap, "seed": seed}
+    kw: dict[str, Any] = {"bootstrap": bootstrap, "seed": seed}
     columns = [_column("longer wins", "baseline", longer, gold, groups, **kw,
                        target="the longer response (characters) wins; equal length: tie"),
                _column("majority class", "baseline", [majority] * len(rows), gold, groups,

@@ -93,7 +93,7 @@ def confusion_matrix(predictions: Sequence[float | None], labels: Sequence[int],
     return {"levels": levels, "columns": [str(v) for v in levels] + ["fail"], "counts": matrix}
 
 
-def bootstrap_ci(statistics: Callable[[np.ndarray], Mapping[str, float | None]], n: int, *,
+def bootstrap_ci(statistics: Callable[[Any], Mapping[str, float | None]], n: int, *,
                  n_boot: int = 1000, ci: float = 0.95, seed: int = 0
                  ) -> dict[str, list[float | None]]:
     """Percentile intervals of ``statistics(idx)`` over ``n_boot`` resamples of ``range(n)``.

@@ -73,7 +73,7 @@ def _verdict_mass(resp: ChatResponse) -> dict[str, float]:
     first = lps[0]
     top = dict(first.top)
     top.setdefault(first.token, first.logprob)
-    mass = {s: 0.0 for s in _SIDES}
+    mass: dict[str, float] = {s: 0.0 for s in _SIDES}
     for token, logprob in top.items():
         side = verdict_token(token)
         if side is not None:

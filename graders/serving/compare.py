@@ -92,10 +92,10 @@ def limited_compare_request(settings: ServiceSettings) -> type[CompareRequest]:
     text = Annotated[str, Field(max_length=settings.max_text_chars)]
     message = create_model("ChatMessage", __base__=ChatMessage,
                            content=(text, Field(description="the turn's text")))
-    messages = Annotated[list[message] | None,  # type: ignore[valid-type]
+    messages = Annotated[list[message] | None,
                          Field(max_length=settings.max_messages)]
     fields = CompareRequest.model_fields
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         "CompareRequest", __base__=CompareRequest, __doc__=CompareRequest.__doc__,
         query=(text | None, fields["query"]), messages=(messages, fields["messages"]),
         response_a=(text, fields["response_a"]), response_b=(text, fields["response_b"]),
