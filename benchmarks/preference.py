@@ -9,7 +9,8 @@ with one judge two ways, each through the crash-safe
   given, else fitted by :func:`~judgeforge.graders.pairwise.fit_margin` on ``dev_limit`` rows
   disjoint from the graded ones, else 0);
 - ``pairwise``: :class:`~judgeforge.graders.pairwise.PairwiseGrader` (both orders, expected
-  mode by default).
+  mode by default); with dev rows, also its verdicts re-decided with a tie margin on
+  ``P(a) - P(b)`` fitted there (a column of its own, no extra grading of the graded rows).
 
 Beside them: the published verdicts given as ``published`` (label -> a verdict file that
 :func:`judgeforge.data.converters.pandalm.published_verdicts` reads, joined by record id;
@@ -101,6 +102,7 @@ def _settings(data: Path, spec: JudgeSpec, limit: int | None, dev_limit: int, se
 
 def _check_resume(out: Path, settings: Mapping[str, Any], overwrite: bool) -> None:
     files = [out / RUN_FILE, out / ROWS_FILE, out / "results_dev.jsonl",
+             out / "results_dev_pairwise.jsonl",
              *(out / f"results_{g}.jsonl" for g in GRADERS)]
     if overwrite:
         for f in files:
@@ -249,6 +251,7 @@ async def arun_preference(
     results: dict[str, list[Any]] = {}
     timings: dict[str, dict[str, Any]] = {}
     fitted: dict[str, Any] = {"margin": margin, "how": "given" if margin is not None else None}
+    pair_margin: dict[str, Any] | None = None  # a tie margin on P(a) - P(b), fitted on dev
     t_open = time.perf_counter()
     async with open_judge(spec, timeout=timeout) as judge_model:
         ready_s = time.perf_counter() - t_open
@@ -264,6 +267,14 @@ async def arun_preference(
             chosen = fit_margin(diffs, [r.preference for r in dev], metric=margin_metric)
             fitted = {"margin": chosen, "how": f"fitted on {len(dev)} dev rows (max "
                       f"{margin_metric})", "dev_rows": len(dev)}
+        if "pairwise" in graders and dev:
+            dev_res, _ = await _grade("pairwise", built["pairwise"], dev,
+                                      out / "results_dev_pairwise.jsonl", concurrency,
+                                      show_progress)
+            diffs = [r.score if _verdict(r) is not None else None for r in dev_res]
+            pair_margin = {"margin": fit_margin(diffs, [r.preference for r in dev],
+                                                metric=margin_metric),
+                           "how": f"fitted on {len(dev)} dev rows (max {margin_metric})"}
         served = getattr(judge_model, "base_url", None)
     if fitted["margin"] is None:
         fitted = {"margin": 0.0, "how": "0 (no dev rows, none given): only equal scores tie"}
@@ -298,6 +309,15 @@ async def arun_preference(
             consistent=consistent, target=spec.target, timings=timings[name],
             status_counts=dict(sorted(Counter(_status(r) for r in res).items())),
             vs_longer=preference_difference(preds[name], longer, gold, **kw)))
+    if pair_margin is not None:
+        name = "pairwise, fitted tie margin"
+        preds[name] = [preference_from_diff(r.score, pair_margin["margin"])
+                       if _verdict(r) is not None else None for r in results["pairwise"]]
+        columns.append(_column(
+            f"{spec.label} {name}", "pairwise", preds[name], gold, groups, **kw,
+            target=f"the pairwise verdicts re-decided: tie when |P(a) - P(b)| <= "
+                   f"{pair_margin['margin']:.3f} ({pair_margin['how']})",
+            vs_longer=preference_difference(preds[name], longer, gold, **kw)))
 
     with open(out / ROWS_FILE, "w", encoding="utf-8") as fh:
         for i, rec in enumerate(rows):
@@ -309,6 +329,9 @@ async def arun_preference(
                 d = to_dict(res[i])
                 line["judges"][name] = {"verdict": preds[name][i], "status": _status(res[i]),
                                         "margin": d.get("score"), "error": d.get("error")}
+            if pair_margin is not None:
+                line["judges"]["pairwise, fitted tie margin"] = {
+                    "verdict": preds["pairwise, fitted tie margin"][i]}
             fh.write(json.dumps(line, ensure_ascii=False) + "\n")
 
     report: dict[str, Any] = {
@@ -323,6 +346,7 @@ async def arun_preference(
         "pairwise": {"mode": mode, "both_orders": both_orders,
                      "example_messages": built["pairwise"].template.record_messages(rows[0])},
         "pointwise": {"mode": "expected", "margin": fitted},
+        "pairwise_tie_margin": pair_margin,
         "metrics_note": ("failures (parse or model errors) count as wrong and as no class; "
                          "accuracy_non_tie: rows whose gold verdict is not a tie; macro-F1 over "
                          f"a, b, tie; ci: bootstrap percentile intervals ({bootstrap} "
