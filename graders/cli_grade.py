@@ -276,5 +276,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from judgeforge.graders.distributed.cli import add_ray_arguments, run_grade_ray
 
     add_ray_arguments(p, positive=_positive)
-    p.set_defaults(func=lambda a: run_grade_ray(a, _build_grader) if a.engine == "ray"
+    p.set_defaults(func=lambda a: run_grade_ray(a, _build_grader) if _ray(a)
                    else asyncio.run(run_grade(a)))
+
+
+def _ray(args: argparse.Namespace) -> bool:
+    """Whether to grade on Ray (pointwise files only: a pairwise file is a ConfigError)."""
+    if args.engine != "ray":
+        return False
+    from judgeforge.data.pairwise import is_pairwise_file
+
+    if is_pairwise_file(args.data):
+        raise ConfigError(f"{args.data} is a pairwise file: --engine ray grades pointwise "
+                          "files; grade it with the default engine")
+    return True
