@@ -8,7 +8,8 @@ probabilities; ``expected+cal``: that through the calibration fitted on validati
 fits the baselines on the training part (:mod:`judgeforge.benchmarks.baselines`: constant =
 training median, length = isotonic fit on response characters) and prints ONE table (MAE,
 exact and within-1 accuracy, Spearman, Pearson, QWK, bootstrap 95% CIs, parse rate, steps,
-minutes) and the verdicts against the baselines (paired bootstrap).
+minutes) and the verdicts against the baselines and against the untrained base calibrated on
+the same validation rows (``base [expected+cal]``; paired bootstrap).
 
     python benchmarks/train_cpu_recipe.py --out runs/cpu-recipe          # the default recipe
     python benchmarks/train_cpu_recipe.py --out runs/cpu-recipe \\
@@ -230,6 +231,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     judges[f"{vname + ': ' if vname else ''}{mname} [{readout}]"] = preds
     lines = verdicts(labels, scale, judges, {e["label"]: p for e, p in zip(
         entries, [b.predict_all(test) for b in baselines])}, bootstrap=args.bootstrap)
+    # the untrained base as it would be used: calibrated on the same validation rows
+    base_cal = next(((res.get("predictions") or {}).get("expected+cal")
+                     for mname, res in first.get("models", {}).items()
+                     if mname.startswith("base")), None)
+    if base_cal is not None and None not in base_cal:
+        lines += verdicts(labels, scale, judges, {"base [expected+cal]": base_cal},
+                          bootstrap=args.bootstrap)
     head = (f"Prometheus MT-Bench+Vicuna split by question: {first['rows_train']} train / "
             f"{first['rows_val']} validation / {first['rows_test']} test rows; "
             f"{first['threads']} torch thread(s); calibration fitted on the validation rows\n")
