@@ -21,7 +21,7 @@ from typing import Any
 from judgeforge._extras import require
 
 __all__ = ["TrainLog", "BestTracker", "make_callbacks", "stop_reason", "GRPO_LOG_KEYS",
-           "STOP_STAGE"]
+           "STOP_STAGE", "peak_rss_gb"]
 
 STOP_STAGE = "stop"
 
@@ -35,6 +35,15 @@ GRPO_LOG_KEYS = {
     "clip_ratio/region_mean": "clip_ratio", "grad_norm": "grad_norm",
     "learning_rate": "learning_rate", "completions/mean_length": "completion_length",
 }
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident memory so far, in GB (0.0 where it cannot be read)."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return 0.0
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)  # KiB on Linux
 
 
 class TrainLog:
@@ -118,7 +127,8 @@ def make_callbacks(*, train_log: TrainLog, evaluate: Callable[[Any], dict[str, A
             now = time.perf_counter()
             spent = now - self.last - eval_time[0]
             row: dict[str, Any] = {"stage": "grpo", "step": state.global_step,
-                                   "seconds_per_step": spent / logging_steps}
+                                   "seconds_per_step": spent / logging_steps,
+                                   "peak_rss_gb": peak_rss_gb()}
             self.last, eval_time[0] = now, 0.0
             row.update({out: logs[k] for k, out in GRPO_LOG_KEYS.items() if k in logs})
             train_log.write(row)

@@ -22,6 +22,7 @@ from typing import Any
 from judgeforge._extras import require
 
 from ..config import TrainConfig
+from .callbacks import peak_rss_gb
 from .data import balance
 from .evaluate import prompt_texts
 
@@ -165,7 +166,7 @@ def run_sft(model: Any, tokenizer: Any, rows: list[dict[str, Any]], cfg: TrainCo
         row = {"stage": "sft", "step": step, "loss": loss_sum,
                "grad_norm": grad_norm, "learning_rate": sched.get_last_lr()[0],
                "seconds_per_step": time.perf_counter() - t0,
-               "tokens": tokens}
+               "tokens": tokens, "peak_rss_gb": peak_rss_gb()}
         logs.append(row)
         bar.set_postfix(loss=f"{row['loss']:.3f}")
         if on_step is not None:
