@@ -145,6 +145,9 @@ def quality_markdown(report: Mapping[str, Any]) -> str:
         "- judges: " + ", ".join(f"`{j['label']}` = {j.get('target')}"
                                  for j in report.get("judges", [])),
         f"- {report.get('metrics_note', '')}",
+        *([f"- calibrated judges: {report['calibration']['note']}; `"
+           f"{report['calibration']['reference']}` is the reference every other judge is "
+           "compared with"] if report.get("calibration") else []),
         "",
         "## Judges side by side",
         "",
@@ -182,8 +185,10 @@ def baseline_lines(report: Mapping[str, Any]) -> list[str]:
         lines.append(f"- `{b['label']}`: {b.get('target')}")
     found = report.get("verdicts") or []
     if found:
-        lines += ["", "### Against the baselines (paired bootstrap 95% intervals of judge - "
-                      "baseline)", ""]
+        ref = f" and `{report['calibration']['reference']}`" if report.get("calibration") \
+            else ""
+        lines += ["", f"### Against the baselines{ref} (paired bootstrap 95% intervals of "
+                      "judge - baseline)", ""]
         lines += verdict_lines(found)
     return lines + ([""] if lines else [])
 

@@ -130,6 +130,9 @@ def test_calibrated_twins_are_fitted_on_the_validation_rows(vllm_server: Any,
                and v["metric"] == "mae")
     assert tie["diff"] == pytest.approx(0.0) and not tie["beats"]
     assert "`trained (calibrated)` does NOT beat `base (calibrated)` on MAE" in run.stdout
+    md = (out / "report.md").read_text()
+    assert "### Against the baselines and `base (calibrated)`" in md
+    assert "- calibrated judges: each judge's expected score mapped through" in md
 
     # rerun: nothing graded again, the calibration rows reused
     n_cal = len(_read_jsonl(out / "calibration" / "results.jsonl"))

@@ -112,8 +112,8 @@ def _grouped(preds: Sequence[int | None], labels: Sequence[int],
     for key in SUMMARY_KEYS:
         if key in ("parse_rate", "mae"):
             continue
-        vals = [m.get(key) for m in per.values()]
-        vals = [float(v) for v in vals if isinstance(v, (int, float)) and v == v]
+        vals = [float(v) for v in (m.get(key) for m in per.values())
+                if isinstance(v, (int, float)) and v == v]
         out[key] = statistics.fmean(vals) if vals else None
     return out
 
