@@ -210,3 +210,24 @@ def test_train_log_reset_forgets_an_interrupted_stage(tmp_path) -> None:  # type
     log.write({"stage": "sft", "step": 1, "loss": 0.5})
     rows = TrainLog(tmp_path / "train_log.jsonl").read_all()
     assert [(r["stage"], r["step"]) for r in rows] == [("sft", 1)] and rows[0]["loss"] == 0.5
+
+
+def test_every_shipped_preset_loads_and_the_larger_bases_train_a_lora_adapter() -> None:
+    from judgeforge.models.default_model import model_names
+    from judgeforge.train.presets import preset_names
+
+    for name in preset_names():
+        TrainConfig.from_yaml(name)  # a preset that does not validate is a ConfigError here
+    for name, model in (("cpu-0.5b", "qwen2.5-coder-0.5b-instruct"),
+                        ("cpu-1.5b", "qwen2.5-coder-1.5b-instruct")):
+        cfg = TrainConfig.from_yaml(name)
+        assert cfg.model.path == model and model in model_names()
+        assert cfg.lora.enabled and cfg.lora.r > 0
+
+
+def test_lora_section_refuses_bad_values_by_name() -> None:
+    with pytest.raises(ConfigError, match="lora.r"):
+        TrainConfig.for_cpu().with_overrides(["lora.r=-1"])
+    with pytest.raises(ConfigError, match="lora.dropout"):
+        TrainConfig.for_cpu().with_overrides(["lora.dropout=1.5"])
+    assert not TrainConfig.for_cpu().lora.enabled  # full fine-tuning stays the default
