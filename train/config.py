@@ -92,7 +92,10 @@ if tuple(PromptSection.model_fields) != TRAINING_PROMPT_OPTIONS:
 
 
 class RewardSection(_Section):
-    name: str = Field("exp_decay", description="exp_decay, quadratic, exact, or module:function")
+    name: str = Field("exp_decay", description="exp_decay, quadratic, exact, module:function, "
+                      "or pairwise (a pairwise training file: 1 for the right verdict, the "
+                      "rows' tie credit for a near miss, 0 wrong or unparsed; J1's both-orders "
+                      "credit when a pair's two orders share a batch)")
     k: float = Field(2.0, gt=0, allow_inf_nan=False,
                      description="decay rate of exp_decay: exp(-k*|pred-true|/(max-min)); a "
                      "finite number > 0 (a negative k pays more for larger errors)")

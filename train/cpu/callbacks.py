@@ -90,20 +90,26 @@ def stop_reason(rows: list[dict[str, Any]]) -> str | None:
 
 
 class BestTracker:
-    """Remembers the best validation MAE and saves the model when it improves."""
+    """Remembers the best validation value of ``key`` (MAE by default, lower is better; a
+    pairwise run: ``accuracy`` with ``higher_is_better``) and saves the model when it improves."""
 
     def __init__(self, save: Callable[[Any, dict[str, Any]], None], best_mae: float | None = None,
-                 best_step: int | None = None) -> None:
+                 best_step: int | None = None, *, key: str = "mae",
+                 higher_is_better: bool = False) -> None:
         self.save = save
-        self.best_mae = best_mae
+        self.best_mae = best_mae  # the best value of ``key`` (named for the default key)
         self.best_step = best_step
+        self.key, self.higher_is_better = key, higher_is_better
 
     def offer(self, step: int, summary: dict[str, Any], model: Any) -> bool:
-        """Save ``model`` as the best when its validation MAE beats the best so far."""
-        mae = summary.get("mae")
-        if mae is None or (self.best_mae is not None and mae >= self.best_mae):
+        """Save ``model`` as the best when its validation ``key`` beats the best so far."""
+        value = summary.get(self.key)
+        if value is None:
             return False
-        self.best_mae, self.best_step = float(mae), step
+        if self.best_mae is not None and (value <= self.best_mae if self.higher_is_better
+                                          else value >= self.best_mae):
+            return False
+        self.best_mae, self.best_step = float(value), step
         self.save(model, {"step": step, **summary})
         return True
 

@@ -18,6 +18,8 @@ _PANELS = (
     ("grpo", "frac_reward_zero_std", "frac groups with zero reward std"),
     ("eval", "mae", "validation MAE (greedy)"),
     ("eval", "spearman", "validation Spearman"),
+    ("eval", "accuracy", "validation verdict accuracy (pairwise)"),
+    ("eval", "position_consistency", "validation position consistency (pairwise)"),
 )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..reward import compute_score
+from ..reward import compute_score, compute_score_batch
 
 __all__ = ["make_reward_function", "completion_text"]
 
@@ -26,9 +26,12 @@ def completion_text(completion: Any) -> str:
     return str(completion)
 
 
-def make_reward_function(exact_bonus: float = 0.0) -> Callable[..., list[float]]:
+def make_reward_function(exact_bonus: float = 0.0,
+                         both_orders: bool = False) -> Callable[..., list[float]]:
     """A TRL reward function named ``judge_reward`` wrapping :func:`compute_score`
-    (``exact_bonus``: a finite number >= 0, else a ConfigError)."""
+    (``exact_bonus``: a finite number >= 0, else a ConfigError). With ``both_orders`` (a
+    pairwise run) the whole TRL batch is scored by :func:`compute_score_batch`: the pairwise
+    rows whose two orders are in the batch get J1's both-orders credit."""
     from judgeforge.rewards import check_reward_setting
 
     exact_bonus = check_reward_setting("exact_bonus", exact_bonus)
@@ -41,8 +44,13 @@ def make_reward_function(exact_bonus: float = 0.0) -> Callable[..., list[float]]
         sources = data_source if data_source is not None else ["judgeforge"] * n
         rewards: list[float] = []
         parsed = correct = err = 0.0
-        for comp, truth, info, src in zip(completions, ground_truth, infos, sources):
-            res = compute_score(src, completion_text(comp), truth, info)
+        texts = [completion_text(c) for c in completions]
+        if both_orders:
+            results = compute_score_batch(list(sources), texts, list(ground_truth), list(infos))
+        else:
+            results = [compute_score(src, text, truth, info)
+                       for text, truth, info, src in zip(texts, ground_truth, infos, sources)]
+        for res in results:
             rewards.append(res["score"] + exact_bonus * res["accuracy"])
             parsed += res["parsed"]
             correct += res["accuracy"]

@@ -41,6 +41,8 @@ from .callbacks import BestTracker, TrainLog, make_callbacks, stop_reason
 from .data import Dataset, balance, load_dataset
 from .evaluate import evaluate_rows, expected_scores
 from .export import read_marker, save_adapter_checkpoint, save_servable
+from .pairwise_data import PairwiseDataset, is_pairwise_config, load_pairwise_dataset
+from .pairwise_eval import BEST_KEY, evaluate_pairwise_rows
 from .plots import plot_curves
 from .rewards_trl import make_reward_function
 from .sft import run_sft
@@ -183,7 +185,8 @@ def plan(cfg: TrainConfig) -> list[str]:
         f"{cfg.reward.name} (k={cfg.reward.k}) + exact bonus {cfg.reward.exact_bonus}, "
         f"trainable layers {g.trainable_layers or 'all'}, "
         f"balanced={cfg.data.balance_labels} -> {out / 'grpo'}",
-        f"validation: greedy on {cfg.cpu.eval_rows} rows every {g.test_freq} steps, best by MAE "
+        f"validation: greedy on {cfg.cpu.eval_rows} rows every {g.test_freq} steps, best by "
+        f"{'verdict accuracy (pairwise data)' if is_pairwise_config(cfg) else 'MAE'} "
         f"-> {out / 'best'} (keep_best={cfg.cpu.keep_best})",
         f"outputs: {out / 'final'}, {out / 'train_log.jsonl'}, {out / 'curves.png'}",
     ]
@@ -222,9 +225,14 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _hf_dataset(rows: list[dict[str, Any]], cfg: TrainConfig) -> Any:
+def _hf_dataset(rows: list[dict[str, Any]], cfg: TrainConfig, pairwise: bool = False) -> Any:
     datasets = require("datasets", "train")
-    if cfg.data.balance_labels:
+    if pairwise:  # whole pairs, both orders adjacent (balanced a/b by construction)
+        from .pairwise_data import pairwise_grpo_rows
+
+        steps = cfg.grpo.max_steps or math.ceil(len(rows) / cfg.grpo.train_batch_size)
+        rows = pairwise_grpo_rows(rows, steps * cfg.grpo.train_batch_size, cfg.seed)
+    elif cfg.data.balance_labels:
         steps = cfg.grpo.max_steps or math.ceil(len(rows) / cfg.grpo.train_batch_size)
         rows = balance(rows, max(len(rows), steps * cfg.grpo.train_batch_size), cfg.seed)
     cols = ("prompt", "ground_truth", "extra_info", "data_source", "label")
@@ -242,6 +250,10 @@ class _Run:
             self.log.path.unlink()  # a fresh run starts a fresh log
 
     def evaluate(self, model: Any, tok: Any, progress: bool = False) -> dict[str, Any]:
+        if isinstance(self.ds, PairwiseDataset):  # verdicts: accuracy, ties, consistency
+            return evaluate_pairwise_rows(
+                model, tok, self.ds.val, max_new_tokens=self.cfg.cpu.eval_max_new_tokens,
+                batch_size=self.cfg.cpu.eval_batch_size, progress=progress)["summary"]
         res = evaluate_rows(model, tok, self.ds.val, self.ds.dimension, self.ds.scale,
                             max_new_tokens=self.cfg.cpu.eval_max_new_tokens,
                             batch_size=self.cfg.cpu.eval_batch_size, progress=progress)
@@ -309,9 +321,14 @@ class _Run:
         callbacks = make_callbacks(
             train_log=self.log, evaluate=lambda m: self.evaluate(m, tok), best=best,
             test_freq=cfg.grpo.test_freq, max_minutes=cfg.grpo.max_minutes)
+        pairwise = isinstance(self.ds, PairwiseDataset)
+        args = grpo_args(cfg, gdir)
+        if pairwise:  # both orders of a pair adjacent and in one batch: no sampler shuffle
+            args.shuffle_dataset = False
         trainer = trl.GRPOTrainer(
-            model=model, reward_funcs=[make_reward_function(cfg.reward.exact_bonus)],
-            args=grpo_args(cfg, gdir), train_dataset=_hf_dataset(self.ds.train, cfg),
+            model=model, reward_funcs=[make_reward_function(cfg.reward.exact_bonus,
+                                                            both_orders=pairwise)],
+            args=args, train_dataset=_hf_dataset(self.ds.train, cfg, pairwise),
             processing_class=tok, callbacks=callbacks, peft_config=peft_config)
         trainer.train(resume_from_checkpoint=ckpt)
         # Accelerate wrapped forward in bf16 autocast for training; unwrap it so the model that
@@ -378,7 +395,8 @@ def _calibrate(run: _Run, model: Any, tok: Any, folder: str) -> Any:
 def _card_metrics(summary: dict[str, Any]) -> dict[str, Any]:
     return {f"val_{k}": v for k, v in summary.items()
             if k in ("mae", "exact_acc", "within1_acc", "spearman", "pearson", "qwk",
-                     "parse_rate", "n", "step")}
+                     "parse_rate", "n", "step", "accuracy", "tie_rate", "parse_failures",
+                     "position_consistency", "pairs")}
 
 
 def _attach_to_card(folder: Path, calibration: Any, metrics: dict[str, Any]) -> None:
@@ -407,7 +425,9 @@ def run_cpu(cfg: TrainConfig, *, train_records: Sequence[PointwiseRecord] | None
     log.info("cpu backend: %d torch thread(s)", threads)
     _seed(cfg.seed)
     base = base_model_path(cfg)
-    ds = load_dataset(cfg, train_records, val_records, info)
+    pairwise = train_records is None and is_pairwise_config(cfg)
+    ds = load_pairwise_dataset(cfg) if pairwise else load_dataset(cfg, train_records,
+                                                                  val_records, info)
     run = _Run(cfg, ds)
     run.out.mkdir(parents=True, exist_ok=True)
     (run.out / "config.yaml").write_text(cfg.to_yaml())
@@ -427,7 +447,9 @@ def run_cpu(cfg: TrainConfig, *, train_records: Sequence[PointwiseRecord] | None
             save_servable(model, tok, best_path, run.meta("best", **summary),
                           card=run.card(base))
 
-        best = BestTracker(save_best, prior.get("mae"), prior.get("step"))
+        key = BEST_KEY if pairwise else "mae"  # pairwise: the best validation accuracy
+        best = BestTracker(save_best, prior.get(key), prior.get("step"), key=key,
+                           higher_is_better=pairwise)
 
     model, tok = load_model(start)  # name_or_path = start: TRL's reference model
     metrics: dict[str, Any] = {"sft": _eval_once(run, model, tok, 0, best)}
@@ -441,7 +463,7 @@ def run_cpu(cfg: TrainConfig, *, train_records: Sequence[PointwiseRecord] | None
     if stopped_by:
         log.warning("training ended by a safety stop: %s", stopped_by)
     metrics["final"] = {"step": steps, **final, "stopped_by": stopped_by}
-    final_cal = _calibrate(run, model, tok, "final")
+    final_cal = None if pairwise else _calibrate(run, model, tok, "final")
     metrics["final"]["calibrated"] = final_cal is not None
     final_path = save_servable(model, tok, run.out / "final", run.meta("final", step=steps,
                                                                         **final),
@@ -452,7 +474,7 @@ def run_cpu(cfg: TrainConfig, *, train_records: Sequence[PointwiseRecord] | None
         _merge_best(best_path, run.card(base))
         metrics["best"] = read_marker(best_path) or {"step": best.best_step}
         best_model, best_tok = load_model(best_path)
-        best_cal = _calibrate(run, best_model, best_tok, "best")
+        best_cal = None if pairwise else _calibrate(run, best_model, best_tok, "best")
         del best_model
         _attach_to_card(best_path, best_cal, _card_metrics(metrics["best"]))
         metrics["best"]["calibrated"] = best_cal is not None
