@@ -188,3 +188,23 @@ async def test_served_by_vllm_and_graded_in_expected_mode(
     assert set(dist) <= {"0", "1", "2", "3", "4"} and sum(dist.values()) == pytest.approx(1.0)
     assert result.score == pytest.approx(sum(int(k) * p for k, p in dist.items()))
     assert result.metadata["score_mass"] > 0.5  # the instruct model answers with a score token
+
+
+def test_an_older_marker_gets_licence_and_hash_filled_in(tmp_path: Path) -> None:
+    gguf = tmp_path / "small.gguf"
+    gguf.write_bytes(b"GGUF" + bytes(range(256)) * 10)
+    folder = tmp_path / "old"
+    folder.mkdir()
+    for name, text in {"config.json": "{}", "tokenizer_config.json": "{}",
+                       "tokenizer.json": "{}", "model.safetensors": "x"}.items():
+        (folder / name).write_text(text)
+    files = {f.name: f.stat().st_size for f in folder.iterdir()}
+    marker = {"format_version": 2, "model": "smollm2-135m-instruct", "source": str(gguf),
+              "source_size": gguf.stat().st_size, "files": files}
+    (folder / "judgeforge-model.json").write_text(json.dumps(marker))
+    got = read_model_marker(folder)
+    assert got is not None and got["license"] == "Apache-2.0"
+    assert got["gguf_sha256"] == sha256_file(gguf)
+    gguf.write_bytes(b"changed")  # the source is no longer the one converted: no hash invented
+    got = read_model_marker(folder)
+    assert got is not None and "gguf_sha256" not in got

@@ -421,11 +421,24 @@ def model_path(name: str | None = None, cache_dir: str | os.PathLike[str] | None
 
 def read_model_marker(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The marker of a prepared model folder (``gguf_sha256``, ``license``, ``model``, ...), or
-    None when ``path`` is not a complete prepared folder."""
+    None when ``path`` is not a complete prepared folder.
+
+    A folder prepared before markers had them gets ``license`` from the registry and
+    ``gguf_sha256`` from its recorded source GGUF when that file is still there, same size.
+    """
     if not is_complete_model_dir(path):
         return None
     data = json.loads((Path(path) / MARKER_FILE).read_text())
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    known = MODELS.get(str(data.get("model")))
+    if known is not None:
+        data.setdefault("license", known.license)
+    src = Path(str(data.get("source", "")))
+    if "gguf_sha256" not in data and src.is_file() and src.stat().st_size == data.get(
+            "source_size"):
+        data["gguf_sha256"] = sha256_file(src)
+    return data
 
 
 def _disk_bytes(path: Path) -> int:
