@@ -465,9 +465,9 @@ def _atomic_write(path: Path, write: Any) -> None:
     ``path``, no permission) is a :class:`~judgeforge.errors.StorageError` naming the file, and
     leaves neither a partial file nor the temporary one."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    if path.is_dir():
+        raise StorageError(f"{path}: cannot write the file (it is a folder); nothing was written")
     try:
-        if path.is_dir():
-            raise IsADirectoryError(21, "is a folder, not a file")
         path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
         os.replace(tmp, path)
