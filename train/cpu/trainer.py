@@ -18,6 +18,11 @@ Stages, all under ``cfg.output_dir``:
    in-sample, on the rows it was fitted on). The validation records on the judge's scale are in
    ``val.parquet`` (``judgeforge bench quality --calibration-data``: the untrained base's
    calibration fitted on the same rows).
+
+A pairwise training file (pairs of responses, :mod:`.pairwise_data`) trains a pairwise judge the
+same way: both orders of each pair as rows, both orders in one GRPO batch (J1's credit),
+validation on verdicts (:mod:`.pairwise_eval`; best by accuracy), no calibration, a pairwise
+judge card.
 """
 
 from __future__ import annotations
