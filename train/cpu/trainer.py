@@ -478,9 +478,11 @@ def run_cpu(cfg: TrainConfig, *, train_records: Sequence[PointwiseRecord] | None
         del model
         _merge_best(best_path, run.card(base))
         metrics["best"] = read_marker(best_path) or {"step": best.best_step}
-        best_model, best_tok = load_model(best_path)
-        best_cal = None if pairwise else _calibrate(run, best_model, best_tok, "best")
-        del best_model
+        best_cal = None
+        if not pairwise:  # a pairwise judge is not calibrated
+            best_model, best_tok = load_model(best_path)
+            best_cal = _calibrate(run, best_model, best_tok, "best")
+            del best_model
         _attach_to_card(best_path, best_cal, _card_metrics(metrics["best"]))
         metrics["best"]["calibrated"] = best_cal is not None
     curves = plot_curves(run.log.read_all(), run.out / "curves.png")
