@@ -176,7 +176,10 @@ def _preference_point(pred: Sequence[str | None], gold: Sequence[str]) -> dict[s
     got = ["fail" if p is None else str(p) for p in pred]
     hits = [g == p for g, p in zip(gold, got)]
     decided = [h for h, g in zip(hits, gold) if g != "tie"]
-    f1 = f1_score(list(gold), got, labels=list(_SIDES), average="macro", zero_division=0)
+    # the classes that occur (gold or predicted): a set without ties (HHH) is not scored on
+    # a tie class nobody used; a judge that says tie there still pays for it
+    labels = [s for s in _SIDES if s in gold or s in got]
+    f1 = f1_score(list(gold), got, labels=labels, average="macro", zero_division=0)
     return {"accuracy": sum(hits) / n,
             "accuracy_non_tie": sum(decided) / len(decided) if decided else None,
             "macro_f1": float(f1), "failure_rate": got.count("fail") / n}
@@ -188,7 +191,8 @@ def preference_metrics(predictions: Sequence[str | None], labels: Sequence[str],
                        ci: float = 0.95, seed: int = 0) -> dict[str, Any]:
     """Accuracy, accuracy on the non-tie labels, macro-F1 over a/b/tie and the failure rate of
     preference ``predictions`` (``"a"``/``"b"``/``"tie"``, None for a failure, which counts as
-    wrong and as no class) against ``labels``; ``ci`` holds bootstrap intervals,
+    wrong and as no class) against ``labels`` (macro-F1 over the classes that occur in the
+    labels or the predictions); ``ci`` holds bootstrap intervals,
     ``by_group`` the same per group, ``position_consistency`` the share of ``consistent``
     (per row: both orders agreed; None: not known) that is True.
     """

@@ -211,3 +211,11 @@ def test_preference_metrics_reproduce_the_published_pandalm_numbers() -> None:
     assert (round(m["accuracy"], 3), round(m["macro_f1"], 3)) == (0.611, 0.485)
     diff = preference_difference(gold, longer, gold, bootstrap=50)
     assert diff["difference"] == pytest.approx(1 - 0.611, abs=1e-3) and diff["ci"][0] > 0
+
+
+def test_macro_f1_leaves_out_a_class_nobody_used() -> None:
+    gold = ["a", "b", "a", "b"]
+    assert preference_metrics(["a", "b", "a", "b"], gold, bootstrap=0)["macro_f1"] == 1.0
+    # a judge that says tie on a set without ties pays for it: tie joins the classes
+    with_tie = preference_metrics(["a", "b", "a", "tie"], gold, bootstrap=0)["macro_f1"]
+    assert with_tie == pytest.approx((1.0 + 2 / 3 + 0.0) / 3)
