@@ -63,7 +63,7 @@ def _quality(args: argparse.Namespace) -> int:
         vote_n=args.vote_n, model_name=args.model_name, server_options=_server_options(args),
         timeout=args.timeout, show_progress=not args.no_progress, plots=not args.no_plots,
         overwrite=args.overwrite, train_data=args.train_data,
-        calibration_data=args.calibration_data, base=args.base)
+        calibration_data=args.calibration_data, base=args.base, prompt_of=args.prompt_of)
     d = report["data"]
     print(f"\n{d['name']}: {d['rows_graded']} rows, dimension {d['dimension']} "
           f"({d['scale'][0]}-{d['scale'][1]}), mode {report['mode']}"
@@ -210,6 +210,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--base", default="base", metavar="LABEL",
                    help="label of the untrained base judge whose calibrated twin the other "
                         "judges must beat (with --calibration-data)")
+    q.add_argument("--prompt-of", default=None, metavar="LABEL",
+                   help="grade every judge with the prompt of judge LABEL's judge card (e.g. "
+                        "--prompt-of trained: the untrained base sees the trained judge's "
+                        "prompt settings); default: each judge its own card's, or the plain "
+                        "prompt")
     q.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     q.add_argument("--overwrite", action="store_true",
                    help="discard results already in --out instead of resuming from them")

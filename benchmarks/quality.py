@@ -186,6 +186,7 @@ async def arun_quality(
     template: Any = None,
     calibration_data: str | os.PathLike[str] | None = None,
     base: str = "base",
+    prompt_of: str | None = None,
 ) -> dict[str, Any]:
     """Grade ``data`` with each judge in ``models`` and write the report (see module docstring).
 
@@ -198,7 +199,9 @@ async def arun_quality(
     per-set ``task``, or a mapping judge label -> PromptTemplate) replaces the judges' prompts;
     the caller keeps it stable across resumes. ``calibration_data`` (expected mode only): the
     validation rows each judge's calibrated twin is fitted on; ``base`` labels the judge whose
-    calibrated twin the others are compared with (module docstring).
+    calibrated twin the others are compared with (module docstring). ``prompt_of`` (a judge
+    label): every judge is graded with that judge's card prompt (e.g. the untrained base with
+    the trained judge's prompt settings).
     Returns the report dict (also written to ``report.json``).
     """
     from judgeforge.benchmarks import report as report_mod
@@ -242,12 +245,19 @@ async def arun_quality(
     # judge card's (JudgeSpec.template)
     given = dict(template) if isinstance(template, Mapping) else {s.label: template for s in specs}
     templates = {s.label: given.get(s.label) or s.template(dim, scale) for s in specs}
+    if prompt_of is not None:
+        owner = next((s for s in specs if s.label == prompt_of), None)
+        if owner is None or owner.card() is None:
+            raise ConfigError(f"--prompt-of {prompt_of}: no judge of that label with a judge "
+                              f"card (judges: {', '.join(s.label for s in specs)})")
+        templates = dict.fromkeys(templates, templates[prompt_of])
     template = templates[specs[0].label]
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = _run_settings(data_path.resolve(), _file_digest(data_path), dim, scale, mode,
                              constrained, limit, seed, max_tokens, vote_n, specs)
+    settings["prompt_of"] = prompt_of
     _check_resume(out, settings, overwrite)
     (out / RUN_FILE).write_text(json.dumps(settings, indent=2) + "\n")
     results_path = out / RESULTS_FILE
@@ -347,6 +357,7 @@ async def arun_quality(
                    "n": vote_n if mode == "vote" else None, "concurrency": concurrency},
         "prompt": {
             "dimensions": {dim: [scale.min, scale.max]},
+            "prompt_of": prompt_of,
             "thinking": template.thinking,
             "task": template.task,
             "system_prompt": template.system_prompt,

@@ -155,3 +155,17 @@ def test_calibrated_twins_are_fitted_on_the_validation_rows(vllm_server: Any,
     wrong = _cli([*args[:-3], "--out", str(tmp_path / "q2"), "--calibration-data",
                   str(other), "--no-progress"], tmp_path)
     assert wrong.returncode != 0 and "1-9" in wrong.stderr
+
+
+def test_prompt_of_needs_a_judge_with_a_card(split_files: dict[str, Path],
+                                             tmp_path: Path) -> None:
+    """``--prompt-of`` names the judge whose card prompt every judge gets: a label that is not a
+    judge, or a judge without a card (a URL), is refused before anything is graded."""
+    from judgeforge.benchmarks.quality import run_quality
+    from judgeforge.errors import ConfigError
+
+    for label in ("trained", "base"):
+        with pytest.raises(ConfigError, match=f"--prompt-of {label}: no judge"):
+            run_quality(split_files["test"], ["base=http://127.0.0.1:9/v1"],
+                        out_dir=tmp_path / label, prompt_of=label, show_progress=False)
+    assert not (tmp_path / "base" / "results.jsonl").exists()
