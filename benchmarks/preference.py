@@ -349,7 +349,8 @@ async def arun_preference(
         "pairwise_tie_margin": pair_margin,
         "metrics_note": ("failures (parse or model errors) count as wrong and as no class; "
                          "accuracy_non_tie: rows whose gold verdict is not a tie; macro-F1 over "
-                         f"a, b, tie; ci: bootstrap percentile intervals ({bootstrap} "
+                         "the verdict classes that occur (gold or predicted); ci: bootstrap "
+                         f"percentile intervals ({bootstrap} "
                          "resamples); vs_longer: accuracy minus 'longer wins', paired"),
         "published_notes": pub_notes,
         "columns": columns,

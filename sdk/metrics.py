@@ -167,7 +167,15 @@ PREFERENCE_METRICS = ("accuracy", "accuracy_non_tie", "macro_f1", "failure_rate"
 _SIDES = ("a", "b", "tie")
 
 
-def _preference_point(pred: Sequence[str | None], gold: Sequence[str]) -> dict[str, float | None]:
+def _classes(pred: Sequence[str | None], gold: Sequence[str]) -> list[str]:
+    """The verdict classes macro-F1 averages over: those in the gold or predicted verdicts of the
+    whole sample (fixed across bootstrap resamples). A set without ties (HHH) is not scored on a
+    tie class nobody used; a judge that says tie there still pays for it."""
+    return [s for s in _SIDES if s in gold or s in pred]
+
+
+def _preference_point(pred: Sequence[str | None], gold: Sequence[str],
+                      classes: Sequence[str] = _SIDES) -> dict[str, float | None]:
     from sklearn.metrics import f1_score
 
     n = len(gold)
@@ -176,10 +184,7 @@ def _preference_point(pred: Sequence[str | None], gold: Sequence[str]) -> dict[s
     got = ["fail" if p is None else str(p) for p in pred]
     hits = [g == p for g, p in zip(gold, got)]
     decided = [h for h, g in zip(hits, gold) if g != "tie"]
-    # the classes that occur (gold or predicted): a set without ties (HHH) is not scored on
-    # a tie class nobody used; a judge that says tie there still pays for it
-    labels = [s for s in _SIDES if s in gold or s in got]
-    f1 = f1_score(list(gold), got, labels=labels, average="macro", zero_division=0)
+    f1 = f1_score(list(gold), got, labels=list(classes), average="macro", zero_division=0)
     return {"accuracy": sum(hits) / n,
             "accuracy_non_tie": sum(decided) / len(decided) if decided else None,
             "macro_f1": float(f1), "failure_rate": got.count("fail") / n}
@@ -191,8 +196,8 @@ def preference_metrics(predictions: Sequence[str | None], labels: Sequence[str],
                        ci: float = 0.95, seed: int = 0) -> dict[str, Any]:
     """Accuracy, accuracy on the non-tie labels, macro-F1 over a/b/tie and the failure rate of
     preference ``predictions`` (``"a"``/``"b"``/``"tie"``, None for a failure, which counts as
-    wrong and as no class) against ``labels`` (macro-F1 over the classes that occur in the
-    labels or the predictions); ``ci`` holds bootstrap intervals,
+    wrong and as no class) against ``labels`` (macro-F1 over the classes that occur in all the
+    labels or predictions, the same in every resample); ``ci`` holds bootstrap intervals,
     ``by_group`` the same per group, ``position_consistency`` the share of ``consistent``
     (per row: both orders agreed; None: not known) that is True.
     """
@@ -202,14 +207,15 @@ def preference_metrics(predictions: Sequence[str | None], labels: Sequence[str],
     if bad:
         raise DataError(f"preference labels must be a, b or tie; got {bad}")
     pred, gold = list(predictions), list(labels)
-    out: dict[str, Any] = {"n": len(gold), **_preference_point(pred, gold)}
+    classes = _classes(pred, gold)
+    out: dict[str, Any] = {"n": len(gold), **_preference_point(pred, gold, classes)}
     out["predicted"] = {s: sum(1 for p in pred if p == s) for s in _SIDES}
     out["predicted"]["fail"] = sum(1 for p in pred if p is None)
     known = [c for c in (consistent or []) if c is not None]
     out["position_consistency"] = sum(known) / len(known) if known else None
     out["ci_level"] = ci
     out["ci"] = bootstrap_ci(lambda idx: _preference_point([pred[i] for i in idx],
-                                                           [gold[i] for i in idx]),
+                                                           [gold[i] for i in idx], classes),
                              len(gold), n_boot=bootstrap, ci=ci, seed=seed) \
         if bootstrap and len(gold) >= 2 else {}
     if groups is not None:
@@ -218,8 +224,8 @@ def preference_metrics(predictions: Sequence[str | None], labels: Sequence[str],
         members: dict[str, list[int]] = {}
         for i, g in enumerate(groups):
             members.setdefault(str(g), []).append(i)
-        out["by_group"] = {g: {"n": len(idx), **_preference_point([pred[i] for i in idx],
-                                                                   [gold[i] for i in idx])}
+        out["by_group"] = {g: {"n": len(idx), **_preference_point(
+                               [pred[i] for i in idx], [gold[i] for i in idx], classes)}
                            for g, idx in sorted(members.items())}
     return out
 
@@ -235,9 +241,11 @@ def preference_difference(first: Sequence[str | None], second: Sequence[str | No
     if not len(first) == len(second) == len(labels):
         raise DataError("first, second and labels must have the same length")
 
+    cx, cy = _classes(first, labels), _classes(second, labels)
+
     def diff(idx: Sequence[int]) -> dict[str, float | None]:
-        x = _preference_point([first[i] for i in idx], [labels[i] for i in idx])[metric]
-        y = _preference_point([second[i] for i in idx], [labels[i] for i in idx])[metric]
+        x = _preference_point([first[i] for i in idx], [labels[i] for i in idx], cx)[metric]
+        y = _preference_point([second[i] for i in idx], [labels[i] for i in idx], cy)[metric]
         return {metric: None if x is None or y is None else x - y}
 
     point = diff(range(len(labels)))[metric]
