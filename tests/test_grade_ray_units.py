@@ -28,6 +28,7 @@ from judgeforge.graders.distributed.shards import (
 from judgeforge.graders.distributed.vllm_engine import engine_request, engine_result
 from judgeforge.graders.results import GraderError, GraderScore, from_dict, to_dict
 from judgeforge.graders.runner import row_keys
+from judgeforge.graders.runner.checkpoint import keys_from_parts
 from judgeforge.models.mock import ScriptedChatModel
 
 
@@ -54,7 +55,7 @@ def test_plain_jsonl_rows_bad_lines_and_repeats_become_keyed_values() -> None:
     lines = [json.dumps({"query": "q", "response": "r"}), "{not json",
              json.dumps({"query": "q", "response": "r"}), json.dumps({"id": 7, "query": "a"})]
     rows = decode_batch(pa.table({"text": lines}), "jsonl")
-    keys = [r.key for r in rows]
+    keys = keys_from_parts([(r.key, r.content_fp) for r in rows])  # the driver's unique keys
     assert keys[2] == keys[0] + "-2" and keys[3] == "7" and len(set(keys)) == 4
     assert rows[1].error is not None and "invalid JSON" in rows[1].error.error
     assert rows[0].error is None and input_format("x/data.jsonl") == "jsonl"

@@ -62,7 +62,7 @@ def build_job(args: argparse.Namespace, build_grader: Callable[..., Any]) -> Any
         return RayGradingJob(grader, urls, name=args.grader, concurrency=args.concurrency,
                              actors=args.actors, batch_size=args.batch_size,
                              retry_errors=not args.no_retry_errors, api_key=args.api_key,
-                             show_progress=not args.no_progress)
+                             show_progress=not args.no_progress, on_stale=_on_stale(args))
     if len(targets) != 1 or not Path(targets[0]).expanduser().is_dir():
         raise ConfigError(f"--engine ray: {targets[0]!r} is neither URLs nor one model folder")
     from judgeforge.card import JudgeCard
@@ -74,7 +74,11 @@ def build_job(args: argparse.Namespace, build_grader: Callable[..., Any]) -> Any
                             name=args.grader, replicas=args.replicas,
                             tensor_parallel_size=args.tensor_parallel_size,
                             batch_size=args.batch_size, retry_errors=not args.no_retry_errors,
-                            show_progress=not args.no_progress)
+                            show_progress=not args.no_progress, on_stale=_on_stale(args))
+
+
+def _on_stale(args: argparse.Namespace) -> str:
+    return "refuse" if getattr(args, "refuse_stale", False) else "regrade"
 
 
 def run_grade_ray(args: argparse.Namespace, build_grader: Callable[..., Any]) -> int:

@@ -50,24 +50,24 @@ class GradeBatches:
     """The ``map_batches`` callable class (one instance per actor; batches run concurrently).
 
     ``grader``: the grader without its model (:func:`detach_model`); ``model_options``: keyword
-    arguments for ``OpenAIChatModel`` besides ``base_url``/``max_concurrency``; ``done``: the
-    (row_id, grader) pairs already final in the output, skipped here.
+    arguments for ``OpenAIChatModel`` besides ``base_url``/``max_concurrency``; ``plan``: the
+    driver's :class:`~judgeforge.graders.distributed.job.GradePlan` (or a Ray reference to it):
+    which rows to grade, under which keys; the rest are skipped here.
     """
 
     def __init__(self, grader: Any, name: str, endpoints: Sequence[str],
                  model_options: Mapping[str, Any], per_endpoint_concurrency: int, fmt: str,
-                 done: frozenset[tuple[str, str]] | Any, run_id: str,
-                 cooldown_s: float = 5.0) -> None:
+                 plan: Any, run_id: str, cooldown_s: float = 5.0) -> None:
         import ray
 
         from judgeforge.graders.runner import GradingRunner
         from judgeforge.models.openai_chat import OpenAIChatModel
 
-        if isinstance(done, ray.ObjectRef):
-            done = ray.get(done)
+        if isinstance(plan, ray.ObjectRef):
+            plan = ray.get(plan)
         self.name = name
         self.fmt = fmt
-        self.done = done
+        self.plan = plan
         self.run_id = run_id
         self.cooldown_s = cooldown_s
         self.endpoints = []
@@ -87,12 +87,14 @@ class GradeBatches:
             return min(up, key=lambda i: self.endpoints[i].in_flight)
         return min(idx, key=lambda i: self.endpoints[i].down_until)
 
-    async def _grade(self, row: InputRow) -> dict[str, Any]:
+    async def _grade(self, row: InputRow, key: str, row_fp: str) -> dict[str, Any]:
         from judgeforge.graders.runner import GraderConfig
 
+        fps = {"row_fp": row_fp, "config_fp": self.plan.config_fp}
         if row.error is not None:
             row.error.name = self.name
-            return result_row(row.key, self.name, row.error, endpoint=None, run_id=self.run_id)
+            return result_row(key, self.name, row.error, endpoint=None, run_id=self.run_id,
+                              **fps)
         tried: set[int] = set()
         result: Any = None
         url: str | None = None
@@ -102,8 +104,8 @@ class GradeBatches:
             tried.add(i)
             ep.in_flight += 1
             try:
-                result = await self._runner._evaluate(self.name, GraderConfig(ep.grader,
-                                                                             row.mapper), row.row)
+                result = await self._runner._evaluate(
+                    self.name, GraderConfig(ep.grader, row.mapper), row.row, f"row {key!r}")
             finally:
                 ep.in_flight -= 1
             url = ep.url
@@ -113,9 +115,14 @@ class GradeBatches:
                 continue  # a transport failure: the next replica
             ep.served += 1
             break
-        return result_row(row.key, self.name, result, endpoint=url, run_id=self.run_id)
+        return result_row(key, self.name, result, endpoint=url, run_id=self.run_id, **fps)
 
     async def __call__(self, batch: Any) -> Any:
-        rows = [r for r in decode_batch(batch, self.fmt) if (r.key, self.name) not in self.done]
-        out = await asyncio.gather(*(self._grade(r) for r in rows))
+        jobs, seen = [], set()
+        for row in decode_batch(batch, self.fmt):
+            if (row.key, row.content_fp) in seen:  # an exact repeat: its keys are planned once
+                continue
+            seen.add((row.key, row.content_fp))
+            jobs += [(row, key, row_fp) for key, row_fp in self.plan.rows_for(row)]
+        out = await asyncio.gather(*(self._grade(*job) for job in jobs))
         return results_table(list(out))

@@ -14,6 +14,15 @@ concurrency per endpoint, failover on transport errors) -> write Parquet shards
 (:mod:`judgeforge.graders.distributed.shards`). Rerunning with the same output skips rows already
 scored, grades stored transport errors again, and leaves one line per row.
 
+Keys, fingerprints and resume rules are the runner's (``judgeforge grade``), computed by the same
+functions (:mod:`judgeforge.graders.runner.checkpoint`): before grading, the driver reads every
+row's base key and fingerprints (a Ray Data pass in file order), makes the keys unique over the
+whole input (two different rows with one id in different batches are both graded and kept, as
+``id#<content>``; reordering them swaps nothing), and decides per row whether a stored line is
+reused, retried or stale (the row's content or the grading configuration changed: regraded, or
+refused with ``on_stale="refuse"`` / ``--refuse-stale``; the endpoints' URLs are not part of the
+configuration, they are replicas). Only the rows to grade reach the actors.
+
 ``GradingRunner`` stays the tool for one process; this is the same grading on Ray.
 """
 
@@ -40,6 +49,7 @@ from judgeforge.graders.distributed.shards import (
 )
 
 __all__ = [
+    "GradePlan",
     "JobSummary",
     "RayGradingJob",
     "RayVLLMEngineJob",
@@ -60,6 +70,7 @@ class JobSummary:
     failed: dict[str, int] = field(default_factory=dict)
     skipped: int = 0
     retried: int = 0
+    stale: int = 0
     torn_shards: int = 0
     superseded_dropped: int = 0
     seconds: float = 0.0
@@ -76,6 +87,9 @@ class JobSummary:
         failed = ", ".join(f"{k} {v}" for k, v in sorted(self.failed.items())) or "none"
         text = (f"{self.rows} row(s): graded {self.graded} ({self.scored} scored, failed: "
                 f"{failed}), skipped {self.skipped} (already in the output)")
+        if self.stale:
+            text += (f", {self.stale} stale result(s) regraded (row or grading configuration "
+                     "changed)")
         if self.retried:
             text += f", {self.retried} earlier transport error(s) retried"
         if self.torn_shards:
@@ -111,6 +125,8 @@ class RayGradingJob:
         actors: size of the actor pool (one is plenty on one node: the work is HTTP).
         batch_size: rows per Ray Data batch (a batch is also the unit a shard holds).
         retry_errors: grade stored transport errors again on a rerun.
+        on_stale: ``"regrade"`` (default) or ``"refuse"``: what a rerun does with stored lines
+            made from other row content or another grading configuration (as the runner).
         api_key, model_options: override what reaches each endpoint's ``OpenAIChatModel``.
         cooldown_s: how long an endpoint that failed a request is passed over.
         show_progress: Ray Data's progress bars.
@@ -122,7 +138,7 @@ class RayGradingJob:
                  name: str | None = None, concurrency: int = 8, actors: int = 1,
                  batch_size: int = 32, retry_errors: bool = True, api_key: str | None = None,
                  model_options: Mapping[str, Any] | None = None, cooldown_s: float = 5.0,
-                 show_progress: bool = True) -> None:
+                 show_progress: bool = True, on_stale: str = "regrade") -> None:
         model = getattr(grader, "model", None)
         if model is None or not hasattr(grader, "aevaluate"):
             raise ConfigError("RayGradingJob needs a grader with a model (an LLMGrader)")
@@ -147,6 +163,7 @@ class RayGradingJob:
         self.actors = actors
         self.batch_size = batch_size
         self.retry_errors = retry_errors
+        self.on_stale = _check_on_stale(on_stale)
         self.cooldown_s = cooldown_s
         self.show_progress = show_progress
         opts = model_options_of(model)
@@ -161,8 +178,7 @@ class RayGradingJob:
         self.summary = _run_job(self, str(data), str(output), limit)
         return self.summary
 
-    def pipeline(self, ray: Any, ds: Any, fmt: str, done: frozenset[tuple[str, str]],
-                 run_id: str) -> Any:
+    def pipeline(self, ray: Any, ds: Any, fmt: str, plan: GradePlan, run_id: str) -> Any:
         """Input rows -> result rows (see :mod:`judgeforge.graders.distributed.shards`)."""
         self.model_options["server_kind"] = settle_server_kind(
             self.endpoints, self.model_options.get("server_kind", "auto"))
@@ -174,7 +190,7 @@ class RayGradingJob:
                 "grader": detach_model(self.grader), "name": self.name,
                 "endpoints": self.endpoints, "model_options": self.model_options,
                 "per_endpoint_concurrency": per_actor, "fmt": fmt,
-                "done": ray.put(done), "run_id": run_id, "cooldown_s": self.cooldown_s},
+                "plan": ray.put(plan), "run_id": run_id, "cooldown_s": self.cooldown_s},
             num_cpus=0.5)
 
 
@@ -193,7 +209,7 @@ class RayVLLMEngineJob:
                  tensor_parallel_size: int = 1, batch_size: int = 64,
                  max_model_len: int | None = 4096, retry_errors: bool = True,
                  engine_kwargs: Mapping[str, Any] | None = None,
-                 show_progress: bool = True) -> None:
+                 show_progress: bool = True, on_stale: str = "regrade") -> None:
         from judgeforge.graders.distributed.vllm_engine import check_engine_grader
 
         check_engine_grader(grader)
@@ -203,6 +219,7 @@ class RayVLLMEngineJob:
         self.replicas, self.tensor_parallel_size = replicas, tensor_parallel_size
         self.batch_size, self.max_model_len = batch_size, max_model_len
         self.retry_errors, self.show_progress = retry_errors, show_progress
+        self.on_stale = _check_on_stale(on_stale)
         self.engine_kwargs = dict(engine_kwargs or {})
         self.endpoints = [self.judge] * replicas
         self.summary: JobSummary | None = None
@@ -221,8 +238,7 @@ class RayVLLMEngineJob:
         self.summary = _run_job(self, str(data), str(output), limit)
         return self.summary
 
-    def pipeline(self, ray: Any, ds: Any, fmt: str, done: frozenset[tuple[str, str]],
-                 run_id: str) -> Any:
+    def pipeline(self, ray: Any, ds: Any, fmt: str, plan: GradePlan, run_id: str) -> Any:
         from judgeforge.graders.distributed.vllm_engine import (
             build_vllm_processor,
             engine_error_row,
@@ -232,7 +248,8 @@ class RayVLLMEngineJob:
         name, judge = self.name, self.judge
         prepared = ds.map_batches(prepare_batch, batch_format="pyarrow",
                                   fn_constructor_kwargs={"name": name, "fmt": fmt,
-                                                         "done": done, "run_id": run_id},
+                                                         "plan": ray.put(plan),
+                                                         "run_id": run_id},
                                   compute=ray.data.ActorPoolStrategy(size=1))
         bad = prepared.filter(lambda r: bool(r["error"]))
         good = prepared.filter(lambda r: not r["error"]).drop_columns(["error"])
@@ -278,35 +295,102 @@ def _run_job(job: Any, data: str, output: str, limit: int | None) -> JobSummary:
             ray.shutdown()
 
 
+def _check_on_stale(on_stale: str) -> str:
+    if on_stale not in ("regrade", "refuse"):
+        raise ConfigError(f"on_stale must be 'regrade' or 'refuse', not {on_stale!r}")
+    return on_stale
+
+
+@dataclass
+class GradePlan:
+    """What the actors grade: ``(base key, content fingerprint)`` of an input row -> the
+    ``(unique key, row_fp)`` of each of its occurrences to grade now; ``config_fp`` is the
+    grader's fingerprint (both written with every result line)."""
+
+    todo: dict[tuple[str, str], list[tuple[str, str]]]
+    config_fp: str
+
+    def rows_for(self, row: Any) -> list[tuple[str, str]]:
+        return self.todo.get((row.key, row.content_fp), [])
+
+
+def _row_parts(ds: Any, fmt: str) -> list[tuple[str, str, str]]:
+    """Every input row's ``(base key, content_fp, row_fp)``, in file order (one Ray pass)."""
+    from judgeforge.graders.distributed.rows import row_parts
+
+    parts: list[tuple[str, str, str]] = []
+    for batch in ds.map_batches(row_parts, batch_format="pyarrow",
+                                fn_kwargs={"fmt": fmt}).iter_batches(batch_format="pyarrow",
+                                                                     batch_size=None):
+        parts.extend(zip(*(batch.column(c).to_pylist() for c in
+                           ("base", "content_fp", "row_fp"))))
+    return parts
+
+
+def _plan(job: Any, parts: list[tuple[str, str, str]], before: Any, output: str,
+          summary: JobSummary) -> GradePlan:
+    """The runner's keys and resume rules over the whole input (see the module docstring)."""
+    from judgeforge.graders.runner.checkpoint import (
+        grader_fingerprint,
+        keys_from_parts,
+        resume_decision,
+        stale_error,
+    )
+
+    config_fp = grader_fingerprint(job.grader, url=False)  # endpoints are replicas
+    keys = keys_from_parts([(base, cfp) for base, cfp, _ in parts])
+    plan = GradePlan({}, config_fp)
+    stale: list[str] = []
+    for (base, cfp, row_fp), key in zip(parts, keys):
+        decision, what = resume_decision(before.entries.get((key, job.name)),
+                                         (row_fp, config_fp), job.retry_errors)
+        if decision == "reuse":
+            summary.skipped += 1
+            continue
+        if decision == "stale":
+            stale.append(f"row {key!r} x {job.name!r}: the {what} changed")
+        summary.stale += decision == "stale"
+        summary.retried += decision == "retry"
+        plan.todo.setdefault((base, cfp), []).append((key, row_fp))
+    if stale and job.on_stale == "refuse":
+        raise stale_error(output, stale)
+    return plan
+
+
 def _run(job: Any, ray: Any, data: str, output: str, limit: int | None) -> JobSummary:
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = job.show_progress
+    ctx.execution_options.preserve_order = True  # the key pass reads rows in file order
     run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     fmt = input_format(data)
     before = scan(output)
-    done = {k for k in before.final if k[1] == job.name}
-    if not job.retry_errors:
-        done |= {k for k in before.retryable if k[1] == job.name}
     summary = JobSummary(endpoints=len(job.endpoints), output=output, run_id=run_id,
                          torn_shards=len(before.torn))
     t0 = time.perf_counter()
     ds = ray.data.read_text(data) if fmt == "jsonl" else ray.data.read_parquet(data)
     if limit is not None:
         ds = ds.limit(limit)
-    summary.rows = ds.count() if fmt == "parquet" else 0
-    job.pipeline(ray, ds, fmt, frozenset(done), run_id).write_parquet(output)
+    parts = _row_parts(ds, fmt)
+    summary.rows = len(parts)
+    plan = _plan(job, parts, before, output, summary)
+    if plan.todo:
+        job.pipeline(ray, ds, fmt, plan, run_id).write_parquet(output)
     summary.seconds = time.perf_counter() - t0
+    import pyarrow as pa
+
     results = read_results(output)
     mine = results.filter(_eq(results, "run_id", run_id))
+    # an exact repeat (same id, same content) in two batches is graded by both; compaction
+    # keeps one line per key
+    first: dict[tuple[str, str], int] = {}
+    for i, ident in enumerate(zip(mine.column("row_id").to_pylist(),
+                                  mine.column("grader").to_pylist())):
+        first.setdefault(ident, i)
+    mine = mine.take(pa.array(sorted(first.values()), pa.int64()))
     summary.graded = mine.num_rows
     summary.failed = count_by_type(mine.column("error_type").to_pylist())
     summary.scored = summary.graded - sum(summary.failed.values())
     summary.by_endpoint = count_by_type(mine.column("endpoint").to_pylist())
-    redone = set(zip(mine.column("row_id").to_pylist(), mine.column("grader").to_pylist()))
-    summary.retried = len(redone & before.retryable)
-    if fmt != "parquet":  # counting text rows would read the file once more
-        summary.rows = summary.graded + len(done)
-    summary.skipped = max(0, summary.rows - summary.graded)
     summary.superseded_dropped = compact(output, keep_run=run_id)
     log.info("%s", summary)
     return summary

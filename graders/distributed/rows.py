@@ -1,11 +1,16 @@
 """Input rows of a Ray grading job: what each row is, its key, and the grader's keywords.
 
 Ray Data hands the job batches of raw rows (Parquet columns, or JSONL lines read as text). Each
-row becomes a :class:`InputRow`: its checkpoint key -- the same :func:`~judgeforge.graders.runner.
-checkpoint.row_key` the runner writes (``id``, else the content hash of a pointwise record, else
-a hash of the row's JSON) -- and either the row in the form the runner's mapper reads plus that
-mapper (pointwise records are validated and normalised like ``judgeforge grade`` does; plain rows
-use ``query``/``response`` columns), or an error value saying why the row cannot be graded.
+row becomes a :class:`InputRow`: its base key -- the same :func:`~judgeforge.graders.runner.
+checkpoint.row_key` the runner uses (``id``, else the content hash of a pointwise record, else
+a hash of the row's JSON) -- and content fingerprint, and either the row in the form the
+runner's mapper reads plus that mapper (pointwise records are validated and normalised like
+``judgeforge grade`` does; plain rows use ``query``/``response`` columns), or an error value
+saying why the row cannot be graded.
+
+A batch cannot tell whether another batch holds a row with the same id, so the job makes the
+keys unique over the whole input on the driver (:func:`~judgeforge.graders.runner.checkpoint.
+keys_from_parts` over every row's :func:`row_parts`, in file order: the runner's keys).
 """
 
 from __future__ import annotations
@@ -16,10 +21,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from judgeforge.data.keys import unique_ids
 from judgeforge.graders.results import GraderError
 
-__all__ = ["InputRow", "decode_batch", "decode_row", "input_format"]
+__all__ = ["InputRow", "decode_batch", "decode_row", "input_format", "row_parts"]
 
 #: Columns that hold JSON text when a Parquet writer could not type them (see data.io).
 _JSON_COLUMNS = ("input", "output", "extra_info")
@@ -33,6 +37,16 @@ class InputRow:
     row: dict[str, Any] | None = None
     mapper: Callable[[Any], Mapping[str, Any]] | None = None
     error: GraderError | None = None
+    content_fp: str = ""
+
+    def parts(self) -> tuple[str, str, str]:
+        """``(base key, content fingerprint, row fingerprint)``: what the driver keys and
+        plans from (:func:`~judgeforge.graders.runner.checkpoint.resume_decision`)."""
+        from judgeforge.graders.runner.checkpoint import row_fingerprint
+
+        if self.row is None:
+            return self.key, self.content_fp or self.key, self.content_fp or self.key
+        return self.key, self.content_fp, row_fingerprint(self.row, self.mapper)
 
 
 def input_format(path: str) -> str:
@@ -87,10 +101,8 @@ def _decode_line(text: str) -> InputRow:
 
 
 def decode_batch(batch: Any, fmt: str) -> list[InputRow]:
-    """The rows of one Ray Data batch (a ``pyarrow.Table``); repeated keys get ``-2``... suffixes.
-
-    Repeats are made unique within the batch only (the runner does it over the whole file).
-    """
+    """The rows of one Ray Data batch (a ``pyarrow.Table``), each with its base key and content
+    fingerprint (the unique key comes from the driver, see the module docstring)."""
     from judgeforge.data.io import _batch_rows
 
     if fmt == "jsonl":
@@ -103,6 +115,17 @@ def decode_batch(batch: Any, fmt: str) -> list[InputRow]:
                     rows.append(_bad(hashlib.sha1(data.encode()).hexdigest(), data))
                 else:
                     rows.append(decode_row(data))
-    for row, key in zip(rows, unique_ids([r.key for r in rows])):
-        row.key = key
+    from judgeforge.graders.runner.checkpoint import content_fingerprint
+
+    for row in rows:
+        row.content_fp = content_fingerprint(row.row) if row.row is not None else row.key
     return rows
+
+
+def row_parts(batch: Any, fmt: str) -> Any:
+    """``map_batches`` function: one ``(base, content_fp, row_fp)`` row per input row."""
+    import pyarrow as pa
+
+    parts = [r.parts() for r in decode_batch(batch, fmt)]
+    return pa.table({name: pa.array([p[i] for p in parts], pa.string())
+                     for i, name in enumerate(("base", "content_fp", "row_fp"))})

@@ -3,15 +3,19 @@
 Columns (:data:`RESULT_SCHEMA`): ``row_id`` (the runner's checkpoint key), ``grader``, ``score``
 (null when the row has no score), ``reason``, ``error``, ``error_type``, ``parse_status``,
 ``retryable``, ``raw_output`` (text; JSON text for several outputs), ``prompt_tokens``,
-``completion_tokens``, ``latency_s``, ``endpoint`` (the URL that answered), ``run_id`` and
+``completion_tokens``, ``latency_s``, ``endpoint`` (the URL that answered), ``run_id``,
 ``result`` -- the runner's own JSON for the value (:func:`~judgeforge.graders.results.to_dict`),
-so :func:`~judgeforge.graders.results.from_dict` gives back exactly what ``GradingRunner`` returns.
+so :func:`~judgeforge.graders.results.from_dict` gives back exactly what ``GradingRunner``
+returns -- and ``row_fp``/``config_fp``, the fingerprints the runner's results file stores.
 
-A rerun reads the ``row_id``/``grader``/``retryable`` columns of every shard (:func:`scan`):
-rows with a final value are skipped; retryable errors (transport failures) are graded again and
-the old line is dropped from its shard when the run ends (:func:`compact`, an atomic rewrite of
-each affected shard), so the output never holds a row twice. A shard that cannot be read (a job
-killed while writing it) is renamed ``*.torn`` and its rows are graded again.
+A rerun reads the key, fingerprint and ``retryable`` columns of every shard (:func:`scan`) and
+decides per row exactly as the runner does (:func:`~judgeforge.graders.runner.checkpoint.
+resume_decision`): a final value made from the same row content and grading configuration is
+skipped; a retryable error (transport failure) or a stale line (a shard written before
+fingerprints existed counts as stale) is graded again, and the old line is dropped from its
+shard when the run ends (:func:`compact`, an atomic rewrite of each affected shard), so the
+output never holds a row twice. A shard that cannot be read (a job killed while writing it) is
+renamed ``*.torn`` and its rows are graded again.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from judgeforge.graders.results import is_error, to_dict
 __all__ = [
     "RESULT_COLUMNS",
     "ShardScan",
+    "StoredLine",
     "compact",
     "count_by_type",
     "read_results",
@@ -43,7 +48,7 @@ log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = ("row_id", "grader", "score", "reason", "error", "error_type", "parse_status",
                   "retryable", "raw_output", "prompt_tokens", "completion_tokens", "latency_s",
-                  "endpoint", "run_id", "result")
+                  "endpoint", "run_id", "result", "row_fp", "config_fp")
 
 
 def result_schema() -> Any:
@@ -56,8 +61,10 @@ def result_schema() -> Any:
 
 
 def result_row(row_id: str, grader: str, result: Any, *, endpoint: str | None,
-               run_id: str) -> dict[str, Any]:
-    """One output row for one grader value (score or error)."""
+               run_id: str, row_fp: str | None = None, config_fp: str | None = None
+               ) -> dict[str, Any]:
+    """One output row for one grader value (score or error), with the fingerprints it was
+    made from."""
     data = to_dict(result)
     meta = data.get("metadata") or {}
     tokens = meta.get("tokens") or {}
@@ -75,6 +82,7 @@ def result_row(row_id: str, grader: str, result: Any, *, endpoint: str | None,
         "prompt_tokens": tokens.get("prompt"), "completion_tokens": tokens.get("completion"),
         "latency_s": meta.get("latency_s"), "endpoint": endpoint, "run_id": run_id,
         "result": json.dumps(data, ensure_ascii=False),
+        "row_fp": row_fp, "config_fp": config_fp,
     }
 
 
@@ -87,12 +95,23 @@ def results_table(rows: list[dict[str, Any]]) -> Any:
                      for c in RESULT_COLUMNS}, schema=schema)
 
 
+@dataclass(frozen=True)
+class StoredLine:
+    """One stored (row, grader) line as a rerun decides on it."""
+
+    row_fp: str | None
+    config_fp: str | None
+    retryable: bool
+
+
 @dataclass
 class ShardScan:
-    """What the output folder already holds."""
+    """What the output folder already holds (``entries``: the line a rerun decides on per
+    (row_id, grader): a final one before a retryable one)."""
 
     final: set[tuple[str, str]] = field(default_factory=set)
     retryable: set[tuple[str, str]] = field(default_factory=set)
+    entries: dict[tuple[str, str], StoredLine] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     torn: list[str] = field(default_factory=list)
     rows: int = 0
@@ -123,9 +142,12 @@ def scan(output: str) -> ShardScan:
 
     fs, root = _fs(output)
     out = ShardScan()
+    wanted = ["row_id", "grader", "retryable", "row_fp", "config_fp"]
     for path in _shard_files(fs, root):
         try:
-            table = pq.read_table(path, columns=["row_id", "grader", "retryable"], filesystem=fs)
+            names = set(pq.read_schema(path, filesystem=fs).names)
+            table = pq.read_table(path, columns=[c for c in wanted if c in names], filesystem=fs)
+            table = _with_columns(table, wanted)
         except (pa.ArrowException, OSError, ValueError) as exc:
             log.warning("%s: unreadable shard (%s); its rows are graded again", path, exc)
             fs.move(path, path + ".torn")
@@ -133,20 +155,35 @@ def scan(output: str) -> ShardScan:
             continue
         out.files.append(path)
         out.rows += table.num_rows
-        for rid, grader, retry in zip(*(table.column(c).to_pylist() for c in
-                                        ("row_id", "grader", "retryable"))):
+        for rid, grader, retry, row_fp, config_fp in zip(
+                *(table.column(c).to_pylist() for c in wanted)):
             ident = (rid, grader)
             if retry and ident not in out.final:
                 out.retryable.add(ident)
-            else:
+                out.entries[ident] = StoredLine(row_fp, config_fp, True)
+            elif not retry:
                 out.final.add(ident)
                 out.retryable.discard(ident)
+                out.entries[ident] = StoredLine(row_fp, config_fp, False)
     return out
 
 
+def _with_columns(table: Any, names: Iterable[str]) -> Any:
+    """``table`` with every column of ``names`` (a missing one, e.g. the fingerprints of a
+    shard written before they existed, as nulls of the result schema's type)."""
+    import pyarrow as pa
+
+    schema = result_schema()
+    for name in names:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows,
+                                                       type=schema.field(name).type))
+    return table
+
+
 def compact(output: str, *, keep_run: str) -> int:
-    """Drop superseded lines: one line per (row_id, grader), a score before an error, and among
-    equals the one from ``keep_run`` or the latest shard. Returns how many lines were dropped.
+    """Drop superseded lines: one line per (row_id, grader): the one from ``keep_run``, else a
+    score before an error, else the latest shard. Returns how many lines were dropped.
 
     Each shard that loses lines is rewritten under a new name and the old one deleted after it;
     a crash in between leaves a duplicate that the next compaction removes.
@@ -161,7 +198,9 @@ def compact(output: str, *, keep_run: str) -> int:
         t = pq.read_table(path, columns=["row_id", "grader", "score", "run_id"], filesystem=fs)
         cols = [t.column(c).to_pylist() for c in ("row_id", "grader", "score", "run_id")]
         for i, (rid, grader, score, run) in enumerate(zip(*cols)):
-            rank = (int(score is not None), int(run == keep_run), order)
+            # this run's line first (it regraded the row: a retry or a stale line), then a
+            # score before an error, then the latest shard
+            rank = (int(run == keep_run), int(score is not None), order)
             cur = best.get((rid, grader))
             if cur is None or rank > cur[0]:
                 best[(rid, grader)] = (rank, path, i)
@@ -195,7 +234,8 @@ def read_results(output: str) -> Any:
     tables = []
     for path in _shard_files(fs, root):
         try:
-            tables.append(pq.read_table(path, filesystem=fs).select(list(RESULT_COLUMNS)))
+            table = _with_columns(pq.read_table(path, filesystem=fs), RESULT_COLUMNS)
+            tables.append(table.select(list(RESULT_COLUMNS)))
         except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
             log.warning("%s: unreadable shard skipped (%s)", path, exc)
     if not tables:

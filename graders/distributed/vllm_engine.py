@@ -188,13 +188,15 @@ def build_vllm_processor(grader: Any, config: Any, name: str, run_id: str) -> An
 
     def pre(row: dict[str, Any]) -> dict[str, Any]:
         req = engine_request(blob, json.loads(row["kwargs"]))
-        return dict(req, row_id=row["row_id"], kwargs=row["kwargs"])
+        return dict(req, row_id=row["row_id"], kwargs=row["kwargs"], row_fp=row["row_fp"],
+                    config_fp=row["config_fp"])
 
     def post(row: dict[str, Any]) -> dict[str, Any]:
         out = dict(row, model=str(config.model_source))
         result = engine_result(blob, json.loads(row["kwargs"]), out)
         return result_row(str(row["row_id"]), name, result, endpoint=str(config.model_source),
-                          run_id=run_id)
+                          run_id=run_id, row_fp=row.get("row_fp"),
+                          config_fp=row.get("config_fp"))
 
     return llm.build_processor(config, preprocess=pre, postprocess=post)
 
@@ -203,9 +205,12 @@ class prepare_batch:
     """Raw input batch -> ``row_id``, ``kwargs`` (JSON of the grader's keywords) and ``error``
     (JSON of an error value for rows that cannot be graded; such rows skip the engine)."""
 
-    def __init__(self, name: str, fmt: str, done: frozenset[tuple[str, str]], run_id: str
-                 ) -> None:
-        self.name, self.fmt, self.done, self.run_id = name, fmt, done, run_id
+    def __init__(self, name: str, fmt: str, plan: Any, run_id: str) -> None:
+        import ray
+
+        if isinstance(plan, ray.ObjectRef):
+            plan = ray.get(plan)
+        self.name, self.fmt, self.plan, self.run_id = name, fmt, plan, run_id
 
     def __call__(self, batch: Any) -> Any:
         import pyarrow as pa
@@ -214,9 +219,12 @@ class prepare_batch:
         from judgeforge.graders.results import GraderError, to_dict
         from judgeforge.graders.runner.config import MappingError
 
-        ids, kws, errs = [], [], []
+        ids, kws, errs, fps = [], [], [], []
+        seen = set()
         for r in decode_batch(batch, self.fmt):
-            if (r.key, self.name) in self.done:
+            todo = [] if (r.key, r.content_fp) in seen else self.plan.rows_for(r)
+            seen.add((r.key, r.content_fp))
+            if not todo:
                 continue
             kw, err = None, r.error
             if err is None:
@@ -228,11 +236,15 @@ class prepare_batch:
                                       reason="the row lacks a grader input",
                                       metadata={"error_type": "MappingError",
                                                 "retryable": False})
-            ids.append(r.key)
-            kws.append(kw)
-            errs.append(None if err is None else json.dumps(to_dict(err)))
+            for key, row_fp in todo:
+                ids.append(key)
+                kws.append(kw)
+                errs.append(None if err is None else json.dumps(to_dict(err)))
+                fps.append(row_fp)
         return pa.table({"row_id": pa.array(ids, pa.string()), "kwargs": pa.array(kws, pa.string()),
-                         "error": pa.array(errs, pa.string())})
+                         "error": pa.array(errs, pa.string()),
+                         "row_fp": pa.array(fps, pa.string()),
+                         "config_fp": pa.array([self.plan.config_fp] * len(ids), pa.string())})
 
 
 def engine_error_row(row: dict[str, Any], name: str, run_id: str, endpoint: str
@@ -242,12 +254,14 @@ def engine_error_row(row: dict[str, Any], name: str, run_id: str, endpoint: str
     from judgeforge.graders.distributed.shards import RESULT_COLUMNS, result_row
     from judgeforge.graders.results import GraderError, from_dict
 
+    fps = {"row_fp": row.get("row_fp"), "config_fp": row.get("config_fp")}
     if row.get("error"):
         err = from_dict(json.loads(row["error"]))
-        return result_row(str(row["row_id"]), name, err, endpoint=None, run_id=run_id)
+        return result_row(str(row["row_id"]), name, err, endpoint=None, run_id=run_id, **fps)
     if row.get("__inference_error__"):
         err = GraderError(name=name, error=str(row["__inference_error__"]),
                           reason="the vLLM engine failed on this row",
                           metadata={"error_type": "EngineError", "retryable": True})
-        return result_row(str(row["row_id"]), name, err, endpoint=endpoint, run_id=run_id)
+        return result_row(str(row["row_id"]), name, err, endpoint=endpoint, run_id=run_id,
+                          **fps)
     return {c: row.get(c) for c in RESULT_COLUMNS}

@@ -30,8 +30,15 @@ short write is completed or reported, and compaction leaves no temporary file be
 Row keys (:func:`row_key`): the row's ``id`` when present, else
 :func:`judgeforge.data.keys.record_key`'s content hash for pointwise records, else a sha1 of the
 row's canonical JSON. An id that several rows share gets ``#`` and 16 hex digits of the row's
-content (so reordering rows never swaps their results); rows identical in content too get
-``-2``, ``-3``... suffixes.
+content (so reordering rows never swaps their results, and two different rows with one id are
+both graded and kept); rows identical in content too get ``-2``, ``-3``... suffixes, in file
+order (:func:`keys_from_parts`).
+
+Resume rules (:func:`resume_decision`): a stored line is reused when its ``row_fp`` and
+``config_fp`` match and it is final; a retryable error is graded again (unless
+``retry_errors=False``); a mismatch is stale (graded again, or refused: :func:`stale_error`).
+``GradingRunner`` (``judgeforge grade``) and the Ray job (``--engine ray``) both key, fingerprint
+and decide with these functions.
 """
 
 from __future__ import annotations
@@ -55,7 +62,8 @@ from judgeforge.graders.results import from_dict
 from judgeforge.parsing import finite_score
 
 __all__ = ["Checkpoint", "CheckpointEntry", "FsyncMode", "row_key", "row_keys",
-           "content_fingerprint", "grader_fingerprint"]
+           "content_fingerprint", "grader_fingerprint", "keys_from_parts", "row_content",
+           "row_fingerprint", "resume_decision", "stale_error"]
 
 FsyncMode = Literal["batch", "line", "off"]
 
@@ -77,6 +85,11 @@ def row_key(row: Any) -> str:
     raise UsageError(f"cannot key a row of type {type(row).__name__}")
 
 
+def row_content(row: Any) -> Any:
+    """A row as its content fingerprint sees it (a record's dict form)."""
+    return _row_content(row)
+
+
 def _row_content(row: Any) -> Any:
     if hasattr(row, "to_dict"):
         return row.to_dict()
@@ -93,21 +106,66 @@ def content_fingerprint(value: Any) -> str:
 
 def row_keys(rows: Sequence[Any]) -> list[str]:
     """Keys for every row, unique within the dataset (see the module docstring)."""
-    keys = [row_key(r) for r in rows]
-    counts = Counter(keys)
-    keys = [f"{k}#{content_fingerprint(_row_content(r))}" if counts[k] > 1 else k
-            for k, r in zip(keys, rows)]
-    return unique_ids(keys)
+    bases = [row_key(r) for r in rows]
+    counts = Counter(bases)
+    return keys_from_parts([(b, content_fingerprint(_row_content(r)) if counts[b] > 1 else "")
+                            for b, r in zip(bases, rows)])
+
+
+def keys_from_parts(parts: Sequence[tuple[str, str]]) -> list[str]:
+    """Unique keys from each row's ``(row_key, content fingerprint)``, in dataset order: the
+    base key when no other row has it, else ``base#fingerprint``; exact repeats get ``-2``..."""
+    counts = Counter(base for base, _ in parts)
+    return unique_ids([f"{base}#{fp}" if counts[base] > 1 else base for base, fp in parts])
+
+
+def row_fingerprint(row: Any, mapper: Any) -> str:
+    """What a grader is given for ``row`` (its mapped inputs), fingerprinted: a stored line's
+    ``row_fp``."""
+    from judgeforge.graders.runner.config import apply_mapper
+
+    try:
+        return content_fingerprint(apply_mapper(row, mapper))
+    except Exception:  # a row the mapper cannot read: fingerprint the row itself
+        return content_fingerprint(_row_content(row))
+
+
+def resume_decision(stored: Any, current: tuple[str, str], retry_errors: bool
+                    ) -> tuple[str, str | None]:
+    """What a rerun does with one (row, grader): ``("new", None)`` (nothing stored),
+    ``("stale", what changed)``, ``("retry", None)`` or ``("reuse", None)``.
+
+    ``stored``: None or a stored line with ``row_fp``, ``config_fp`` and ``retryable``;
+    ``current``: the row's ``(row_fp, config_fp)`` now.
+    """
+    if stored is None:
+        return "new", None
+    if (stored.row_fp, stored.config_fp) != current:
+        what = "grading configuration" if stored.row_fp == current[0] else "row content"
+        return "stale", what
+    if retry_errors and stored.retryable:
+        return "retry", None
+    return "reuse", None
+
+
+def stale_error(where: Any, stale: Sequence[str]) -> ConfigError:
+    """The error ``on_stale="refuse"`` raises for ``stale`` ("row 'k' x 'g': the ... changed")."""
+    return ConfigError(
+        f"{where}: {len(stale)} stored result(s) were made from other row content or another "
+        f"grading configuration ({'; '.join(stale[:3])}); grade into another output, or let the "
+        "rerun regrade them (on_stale='regrade')")
 
 
 _GRADER_OPTIONS = ("mode", "constrained", "n", "vote", "temperature", "max_tokens",
                    "top_logprobs", "seed")
 
 
-def grader_fingerprint(grader: Any) -> str:
+def grader_fingerprint(grader: Any, *, url: bool = True) -> str:
     """16 hex digits naming how ``grader`` grades: its name, scoring options, dimensions and
     scales, prompt settings, and its model's name and URL (not its Python class: moving code
-    must not make every stored result stale).
+    must not make every stored result stale). ``url=False`` leaves the URL out: the Ray job's
+    endpoints are interchangeable replicas of one judge, so a rerun on other replicas grades
+    the same way.
 
     A grader may define ``fingerprint_data()`` (a JSON-ready dict) to say it itself.
     """
@@ -129,10 +187,10 @@ def grader_fingerprint(grader: Any) -> str:
     model = getattr(grader, "model", None)
     if model is not None:
         # a managed server's URL (a free port) changes every run; its model folder does not
-        url = "managed" if getattr(model, "managed", False) else getattr(model, "base_url", "")
+        where = "managed" if getattr(model, "managed", False) else getattr(model, "base_url", "")
         data["model"] = {"name": getattr(model, "name", None),
                          "model": str(getattr(model, "model", "") or ""),
-                         "base_url": str(url or "")}
+                         "base_url": str(where or "") if url else "replicas"}
     return content_fingerprint(data)
 
 

@@ -35,9 +35,11 @@ from judgeforge.graders.results import GraderError, from_dict, is_error, is_scor
 from judgeforge.graders.runner.checkpoint import (
     Checkpoint,
     FsyncMode,
-    content_fingerprint,
     grader_fingerprint,
+    resume_decision,
+    row_fingerprint,
     row_keys,
+    stale_error,
 )
 from judgeforge.graders.runner.config import GraderConfig, MappingError, apply_mapper
 from judgeforge.parsing import finite_score
@@ -81,14 +83,6 @@ class RunSummary:
         if self.torn_lines:
             text += f", {self.torn_lines} torn line(s) redone"
         return text + (f" -> {self.output}" if self.output else "")
-
-
-def _row_fingerprint(config: GraderConfig, row: Any) -> str:
-    """What the grader is given for ``row`` (its mapped inputs), fingerprinted."""
-    try:
-        return content_fingerprint(apply_mapper(row, config.mapper))
-    except Exception:  # a row the mapper cannot read: fingerprint the row itself
-        return content_fingerprint(row.to_dict() if hasattr(row, "to_dict") else row)
 
 
 def _error(name: str, exc: BaseException, reason: str, retryable: bool) -> GraderError:
@@ -203,15 +197,15 @@ class GradingRunner:
             for i in range(len(rows)):
                 entry = ck.entries.get((keys[i], name)) if ck and keys else None
                 if ck is not None:
-                    self._fps[(name, i)] = (_row_fingerprint(config, rows[i]), config_fp)
+                    self._fps[(name, i)] = (row_fingerprint(rows[i], config.mapper), config_fp)
                 if entry is not None:
                     assert keys is not None  # an entry is looked up by its key
-                    if (entry.row_fp, entry.config_fp) != self._fps[(name, i)]:
-                        what = ("grading configuration" if entry.row_fp == self._fps[(name, i)][0]
-                                else "row content")
+                    decision, what = resume_decision(entry, self._fps[(name, i)],
+                                                     self.retry_errors)
+                    if decision == "stale":
                         stale.append(f"row {keys[i]!r} x {name!r}: the {what} changed")
                         summary.stale += 1
-                    elif not (self.retry_errors and entry.retryable):
+                    elif decision == "reuse":
                         results[name][i] = from_dict(entry.result)
                         summary.skipped += 1
                         continue
@@ -219,10 +213,7 @@ class GradingRunner:
                         summary.retried += 1
                 jobs.append((name, i))
         if stale and self.on_stale == "refuse":
-            raise ConfigError(
-                f"{ck.path if ck else ''}: {len(stale)} stored result(s) were made from other row "
-                f"content or another grading configuration ({'; '.join(stale[:3])}); grade "
-                "into another output file, or let the rerun regrade them (on_stale='regrade')")
+            raise stale_error(ck.path if ck else "", stale)
         return jobs
 
     async def arun(self, dataset: Iterable[Any], *,
