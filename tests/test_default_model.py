@@ -89,7 +89,8 @@ def test_concurrent_preparations_convert_once(tmp_path: Path,
     """Two preparers at once: the file lock makes the second reuse the first one's folder."""
     calls: list[int] = []
 
-    def fake_convert(gguf: Path, out: Path, source: object = None) -> dict:
+    def fake_convert(gguf: Path, out: Path, source: object = None,
+                     gguf_sha256: str | None = None) -> dict:
         calls.append(1)
         time.sleep(0.5)  # hold the lock while the other thread waits
         files = {"config.json": "{}", "tokenizer_config.json": "{}", "tokenizer.json": "{}",
@@ -117,7 +118,8 @@ def test_concurrent_preparations_convert_once(tmp_path: Path,
 
 
 def test_failed_conversion_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(gguf: Path, out: Path, source: object = None) -> dict:
+    def broken(gguf: Path, out: Path, source: object = None,
+               gguf_sha256: str | None = None) -> dict:
         (out / "config.json").write_text("{}")
         raise RuntimeError("disk full")
 
