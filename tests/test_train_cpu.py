@@ -110,14 +110,14 @@ def test_final_calibration_is_fitted_on_what_the_saved_folder_computes(trained: 
     from judgeforge.card import JudgeCard
     from judgeforge.train.cpu.data import load_dataset
     from judgeforge.train.cpu.evaluate import expected_scores
-    from judgeforge.train.cpu.trainer import _load
+    from judgeforge.train.cpu.weights import load_model
 
     cfg = TrainConfig.for_cpu().with_overrides(OVERRIDES)
     ds = load_dataset(cfg, train_records=synthetic_records(),
                       info=DatasetInfo(dimensions={"helpfulness": "0-4"}))
     card = JudgeCard.read(trained.final)
     assert card.calibration is not None
-    model, tok = _load(trained.final, cfg.model.dtype)
+    model, tok = load_model(trained.final)
     raw = expected_scores(model, tok, ds.val, ds.scale, batch_size=cfg.cpu.eval_batch_size)
     assert min(raw) == pytest.approx(card.calibration.x[0], abs=1e-4)
     assert max(raw) == pytest.approx(card.calibration.x[-1], abs=1e-4)
