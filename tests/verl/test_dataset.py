@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from judgeforge.data.digest import DIGEST_KEY
 from judgeforge.data.io import INFO_KEY, load_records
 from judgeforge.data.schema import Scale
 from judgeforge.errors import ConfigError, DataError
@@ -123,7 +124,10 @@ def test_invalid_rows_fail_loudly(build: Callable[..., tuple[Any, Any]],
     rows = table.to_pylist()
     rows[7]["output"]["label"]["quality"] = 9  # outside 1-5
     bad = tmp_path / "bad.parquet"
-    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), bad)
+    # a file edited outside judgeforge: its dataset info kept, the records digest dropped (a file
+    # that still carried judgeforge's digest would be refused as changed before any row is read)
+    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != DIGEST_KEY}
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema.with_metadata(meta)), bad)
     assert INFO_KEY in pq.read_schema(bad).metadata
     with pytest.raises(DataError, match="row 7"):
         build(bad)
