@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
 
-from judgeforge.data.schema import Message
+from judgeforge.data.schema import Message, last_user_text, require_user_turn
 from judgeforge.errors import ConfigError, DataError
 
 __all__ = ["PAIRWISE_COLUMNS", "PairwiseRecord", "Verdict", "is_pairwise_file", "mirror",
@@ -81,15 +81,12 @@ class PairwiseRecord(BaseModel):
     @field_validator("input", mode="after")
     @classmethod
     def _has_user_turn(cls, value: list[Message]) -> list[Message]:
-        if not any(m.role == "user" for m in value):
-            roles = ", ".join(m.role for m in value) or "none"
-            raise ValueError(f"no user turn (roles: {roles})")
-        return value
+        return require_user_turn(value)
 
     @property
     def query(self) -> str:
         """The last user turn's text (the question both responses answer)."""
-        return next(m.content for m in reversed(self.input) if m.role == "user")
+        return last_user_text(self.input)
 
     def swapped(self) -> PairwiseRecord:
         """The same comparison with the sides swapped (preference and votes mirrored)."""

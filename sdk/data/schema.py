@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, m
 from judgeforge.errors import ConfigError, DataError
 
 __all__ = ["Message", "PointwiseOutput", "PointwiseRecord", "Scale", "DatasetInfo",
-           "DEFAULT_SCALE", "ROLES", "check_role"]
+           "DEFAULT_SCALE", "ROLES", "check_role", "require_user_turn", "last_user_text"]
 
 Role = Literal["system", "user", "assistant", "tool"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
@@ -53,6 +53,20 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Role
     content: str
+
+
+def require_user_turn(messages: list[Message]) -> list[Message]:
+    """``messages`` when one of them is a user turn, else a ValueError listing the roles (a
+    record's ``input`` validator: the question a judge grades is a user turn)."""
+    if not any(m.role == "user" for m in messages):
+        roles = ", ".join(m.role for m in messages) or "none"
+        raise ValueError(f"no user turn (roles: {roles})")
+    return messages
+
+
+def last_user_text(messages: list[Message]) -> str:
+    """The last user turn's text: a record's query."""
+    return next(m.content for m in reversed(messages) if m.role == "user")
 
 
 class PointwiseOutput(BaseModel):
@@ -105,15 +119,12 @@ class PointwiseRecord(BaseModel):
     @classmethod
     def _has_user_turn(cls, value: list[Message]) -> list[Message]:
         # A field validator (not a model validator) so the error's location is ``input``.
-        if not any(m.role == "user" for m in value):
-            roles = ", ".join(m.role for m in value) or "none"
-            raise ValueError(f"no user turn (roles: {roles})")
-        return value
+        return require_user_turn(value)
 
     @property
     def query(self) -> str:
         """The last user turn's text (the question being answered)."""
-        return next(m.content for m in reversed(self.input) if m.role == "user")
+        return last_user_text(self.input)
 
     @property
     def response(self) -> str:
