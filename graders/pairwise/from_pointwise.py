@@ -21,6 +21,7 @@ from typing import Any
 
 from judgeforge.errors import ConfigError, DataError
 from judgeforge.graders.base import BaseGrader
+from judgeforge.graders.pairwise._inputs import missing_pair_input
 from judgeforge.graders.results import GraderError, GraderPreference, GraderResult, is_error
 from judgeforge.pairwise_prompt import Preference
 
@@ -107,12 +108,9 @@ class PointwisePreferenceGrader(BaseGrader):
                          response_b: Any = None, *, rubric: str | None = None,
                          reference: str | None = None, **_: Any) -> GraderResult:
         started = time.perf_counter()
-        missing = [k for k, v in (("query", query), ("response_a", response_a),
-                                  ("response_b", response_b)) if v is None]
-        if missing:
-            return GraderError(name=self.name, error=f"missing input(s): {', '.join(missing)}",
-                               reason="the grader needs a query and two responses",
-                               metadata={"error_type": "MissingInput", "retryable": False})
+        missing = missing_pair_input(self.name, query, response_a, response_b)
+        if missing is not None:
+            return missing
         common = {"query": query, "rubric": rubric, "reference": reference}
         ra, rb = await asyncio.gather(self.pointwise.aevaluate(response=str(response_a), **common),
                                       self.pointwise.aevaluate(response=str(response_b), **common))

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from judgeforge.errors import ConfigError, JudgeforgeError, ModelError
 from judgeforge.graders.base import BaseGrader
+from judgeforge.graders.pairwise._inputs import missing_pair_input
 from judgeforge.graders.results import GraderError, GraderPreference, GraderResult
 from judgeforge.models.base import ChatModel, ChatResponse
 from judgeforge.pairwise_prompt import (
@@ -253,12 +254,9 @@ class PairwiseGrader(BaseGrader):
                          response_b: Any = None, *, rubric: str | None = None,
                          reference: str | None = None, **_: Any) -> GraderResult:
         started = time.perf_counter()
-        missing = [k for k, v in (("query", query), ("response_a", response_a),
-                                  ("response_b", response_b)) if v is None]
-        if missing:
-            return GraderError(name=self.name, error=f"missing input(s): {', '.join(missing)}",
-                               reason="the grader needs a query and two responses",
-                               metadata={"error_type": "MissingInput", "retryable": False})
+        missing = missing_pair_input(self.name, query, response_a, response_b)
+        if missing is not None:
+            return missing
         try:
             return await self._compare(query, str(response_a), str(response_b), rubric,
                                        reference, started)
