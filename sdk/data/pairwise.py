@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
 
-from judgeforge.data.schema import Message, last_user_text, require_user_turn
+from judgeforge.data.schema import Message, last_user_text, user_turn_problem
 from judgeforge.errors import ConfigError, DataError
 
 __all__ = ["PAIRWISE_COLUMNS", "PairwiseRecord", "Verdict", "is_pairwise_file", "mirror",
@@ -81,7 +81,10 @@ class PairwiseRecord(BaseModel):
     @field_validator("input", mode="after")
     @classmethod
     def _has_user_turn(cls, value: list[Message]) -> list[Message]:
-        return require_user_turn(value)
+        problem = user_turn_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @property
     def query(self) -> str:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, m
 from judgeforge.errors import ConfigError, DataError
 
 __all__ = ["Message", "PointwiseOutput", "PointwiseRecord", "Scale", "DatasetInfo",
-           "DEFAULT_SCALE", "ROLES", "check_role", "require_user_turn", "last_user_text"]
+           "DEFAULT_SCALE", "ROLES", "check_role", "user_turn_problem", "last_user_text"]
 
 Role = Literal["system", "user", "assistant", "tool"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
@@ -55,13 +55,13 @@ class Message(BaseModel):
     content: str
 
 
-def require_user_turn(messages: list[Message]) -> list[Message]:
-    """``messages`` when one of them is a user turn, else a ValueError listing the roles (a
-    record's ``input`` validator: the question a judge grades is a user turn)."""
-    if not any(m.role == "user" for m in messages):
-        roles = ", ".join(m.role for m in messages) or "none"
-        raise ValueError(f"no user turn (roles: {roles})")
-    return messages
+def user_turn_problem(messages: list[Message]) -> str | None:
+    """What is wrong with a record's ``input`` when none of its messages is a user turn (the
+    question a judge grades is one), listing the roles; None when one is. The records' ``input``
+    validators raise it, so pydantic reports it at ``input``."""
+    if any(m.role == "user" for m in messages):
+        return None
+    return f"no user turn (roles: {', '.join(m.role for m in messages) or 'none'})"
 
 
 def last_user_text(messages: list[Message]) -> str:
@@ -119,7 +119,10 @@ class PointwiseRecord(BaseModel):
     @classmethod
     def _has_user_turn(cls, value: list[Message]) -> list[Message]:
         # A field validator (not a model validator) so the error's location is ``input``.
-        return require_user_turn(value)
+        problem = user_turn_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @property
     def query(self) -> str:
