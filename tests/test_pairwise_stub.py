@@ -86,6 +86,34 @@ async def test_stub_failures_are_counted_by_the_runner() -> None:
     assert results[0].preference == "a" and isinstance(results[1], GraderError)
 
 
+BAD_PAIRS = [
+    ({"response_a": ["x", "y"], "response_b": "fine"}, "'response_a': is list, not text"),
+    ({"response_a": "fine", "response_b": {"text": "x"}}, "'response_b': is dict, not text"),
+    ({"response_a": "fine", "response_b": "ok", "query": 123}, "'query': is int"),
+    ({"response_a": "fine", "response_b": "ok", "rubric": ["r"]}, "'rubric': is list"),
+    ({"response_a": "bad \ud800", "response_b": "ok"}, "'response_a': holds a lone surrogate"),
+]
+
+
+@pytest.mark.parametrize(("kw", "expected"), BAD_PAIRS)
+@pytest.mark.parametrize("kind", ["pairwise", "pointwise"])
+async def test_stub_wrong_typed_pair_inputs_are_final_errors_never_graded_as_repr(
+        kw: dict[str, object], expected: str, kind: str) -> None:
+    # issue 23 case 15 on the pairwise path: a list response was graded as "['x', 'y']"
+    model = ScriptedChatModel(["<verdict>A</verdict>", "<score>3</score>"])
+    if kind == "pairwise":
+        grader: object = PairwiseGrader(model, mode="sample")
+    else:
+        from judgeforge.graders.builtin import get_grader
+
+        grader = PointwisePreferenceGrader(get_grader("helpfulness", model, mode="sample"))
+    result = await grader.aevaluate(**{"query": Q, **kw})  # type: ignore[attr-defined]
+    assert isinstance(result, GraderError), result
+    assert expected in result.error and result.metadata["retryable"] is False
+    assert result.metadata["error_type"] == "InvalidInput"
+    assert model.calls == []  # the model never saw the pair
+
+
 def _choice(top: dict[str, float]) -> ChatChoice:
     logs = {t: math.log(p) for t, p in top.items()}
     first = max(logs, key=lambda t: logs[t])

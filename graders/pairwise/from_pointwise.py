@@ -21,7 +21,7 @@ from typing import Any
 
 from judgeforge.errors import ConfigError, DataError
 from judgeforge.graders.base import BaseGrader
-from judgeforge.graders.pairwise._inputs import missing_pair_input
+from judgeforge.graders.pairwise._inputs import pair_input_problem
 from judgeforge.graders.results import GraderError, GraderPreference, GraderResult, is_error
 from judgeforge.pairwise_prompt import Preference
 
@@ -108,12 +108,13 @@ class PointwisePreferenceGrader(BaseGrader):
                          response_b: Any = None, *, rubric: str | None = None,
                          reference: str | None = None, **_: Any) -> GraderResult:
         started = time.perf_counter()
-        missing = missing_pair_input(self.name, query, response_a, response_b)
+        missing = pair_input_problem(self.name, query, response_a, response_b, rubric,
+                                     reference)
         if missing is not None:
             return missing
         common = {"query": query, "rubric": rubric, "reference": reference}
-        ra, rb = await asyncio.gather(self.pointwise.aevaluate(response=str(response_a), **common),
-                                      self.pointwise.aevaluate(response=str(response_b), **common))
+        ra, rb = await asyncio.gather(self.pointwise.aevaluate(response=response_a, **common),
+                                      self.pointwise.aevaluate(response=response_b, **common))
         for side, res in (("a", ra), ("b", rb)):
             if is_error(res):
                 return self._error(side, res, started)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from judgeforge.errors import ConfigError, JudgeforgeError, ModelError
 from judgeforge.graders.base import BaseGrader
-from judgeforge.graders.pairwise._inputs import missing_pair_input
+from judgeforge.graders.pairwise._inputs import pair_input_problem
 from judgeforge.graders.results import GraderError, GraderPreference, GraderResult
 from judgeforge.models.base import ChatModel, ChatResponse
 from judgeforge.pairwise_prompt import (
@@ -254,11 +254,12 @@ class PairwiseGrader(BaseGrader):
                          response_b: Any = None, *, rubric: str | None = None,
                          reference: str | None = None, **_: Any) -> GraderResult:
         started = time.perf_counter()
-        missing = missing_pair_input(self.name, query, response_a, response_b)
+        missing = pair_input_problem(self.name, query, response_a, response_b, rubric,
+                                     reference)
         if missing is not None:
             return missing
         try:
-            return await self._compare(query, str(response_a), str(response_b), rubric,
+            return await self._compare(query, response_a, response_b, rubric,
                                        reference, started)
         except JudgeforgeError as exc:
             return GraderError(

@@ -107,9 +107,11 @@ def _text_problem(value: Any) -> str | None:
     return None if bad is None else f"holds a lone surrogate {bad.partition(' ')[2]}"
 
 
-def check_plain_inputs(kw: Mapping[str, Any]) -> None:
-    """``query`` is text or a list of chat messages (``role`` and text ``content`` each);
-    ``response``, ``rubric`` and ``reference`` are text; no text holds a lone surrogate.
+def check_plain_inputs(kw: Mapping[str, Any],
+                       text_fields: tuple[str, ...] = ("response", "rubric", "reference")) -> None:
+    """``query`` is text or a list of chat messages (``role`` and text ``content`` each); the
+    ``text_fields`` (``response``, ``rubric`` and ``reference`` by default; a pairwise grader
+    names ``response_a`` and ``response_b``) are text; no text holds a lone surrogate.
     Otherwise a :class:`MappingError` naming the field."""
     query = kw.get("query")
     if isinstance(query, list):
@@ -130,7 +132,7 @@ def check_plain_inputs(kw: Mapping[str, Any]) -> None:
         if problem:
             problem = problem.replace("not text", "not text or a list of chat messages")
             raise MappingError(f"field 'query': {problem}")
-    for name in ("response", "rubric", "reference"):
+    for name in text_fields:
         if kw.get(name) is not None:
             problem = _text_problem(kw[name])
             if problem:
