@@ -123,12 +123,16 @@ def _check_resume(out: Path, settings: Mapping[str, Any], overwrite: bool) -> No
 
 def _graders(spec: JudgeSpec, model: Any, mode: str, both_orders: bool,
              max_tokens: int | None) -> dict[str, Any]:
-    """The judge's two graders: its card's prompts when it has a card, else the defaults."""
+    """The judge's two graders: its card's prompts when it has a card, else the defaults.
+
+    A pairwise-trained judge's card (``kind: pairwise``) holds no pointwise scale (its
+    ``dimensions`` are a placeholder), so its pointwise column uses the default pointwise prompt.
+    """
     from judgeforge.graders.llm_grader import LLMGrader
     from judgeforge.graders.pairwise import PairwiseGrader, PointwisePreferenceGrader
 
     card = spec.card()
-    if card is not None:
+    if card is not None and card.kind == "pointwise":
         pointwise = LLMGrader.from_card(card, model, mode="expected", calibration=None)
     else:
         pointwise = LLMGrader(model, mode="expected")

@@ -74,3 +74,19 @@ def test_a_pointwise_card_builds_no_pairwise_grader() -> None:
     card = JudgeCard(dimensions={"quality": Scale(min=1, max=5)})
     with pytest.raises(ConfigError, match="no pairwise settings"):
         PairwiseGrader.from_card(card, ScriptedChatModel(["x"]))
+
+
+def test_bench_preference_pointwise_column_of_a_pairwise_card_uses_the_default_prompt(
+        tmp_path: Path) -> None:
+    # a pairwise-trained folder's dimensions are a placeholder: its pointwise-derived column must
+    # not grade on them (it did: a 'quality' 1-5 scale the judge never learned)
+    from judgeforge.benchmarks.judges import JudgeSpec
+    from judgeforge.benchmarks.preference import _graders
+    from judgeforge.graders.llm_grader import LLMGrader
+
+    _card().write(tmp_path)
+    spec = JudgeSpec(label="trained", target=str(tmp_path), kind="path")
+    built = _graders(spec, ScriptedChatModel(["x"]), "expected", True, None)
+    default = LLMGrader(ScriptedChatModel(["x"]), mode="expected")
+    assert built["pointwise"].pointwise.template == default.template
+    assert built["pairwise"].template.criterion == "which answer is more correct"
