@@ -146,6 +146,17 @@ def _graders(spec: JudgeSpec, model: Any, mode: str, both_orders: bool,
             "pairwise": pairwise}
 
 
+def _fitted_how(diffs: Sequence[float | None], metric: str) -> str:
+    """How a tie margin was fitted, saying how many dev rows failed: a margin fitted on failed
+    rows (a dead server) is no fit, and the report must not read as if it were."""
+    failed = sum(d is None for d in diffs)
+    how = f"fitted on {len(diffs)} dev rows (max {metric})"
+    if failed:
+        how += (f"; {failed} of them FAILED (no score) and count as wrong for every margin: "
+                "rerun to regrade them")
+    return how
+
+
 async def _grade(name: str, grader: Any, rows: Sequence[Any], path: Path, concurrency: int,
                  show_progress: bool) -> tuple[list[Any], dict[str, Any]]:
     from judgeforge.graders.pairwise import pairwise_mapper
@@ -269,8 +280,8 @@ async def arun_preference(
                                       out / "results_dev.jsonl", concurrency, show_progress)
             diffs = [r.score if _verdict(r) is not None else None for r in dev_res]
             chosen = fit_margin(diffs, [r.preference for r in dev], metric=margin_metric)
-            fitted = {"margin": chosen, "how": f"fitted on {len(dev)} dev rows (max "
-                      f"{margin_metric})", "dev_rows": len(dev)}
+            fitted = {"margin": chosen, "how": _fitted_how(diffs, margin_metric),
+                      "dev_rows": len(dev), "dev_failed": diffs.count(None)}
         if "pairwise" in graders and dev:
             dev_res, _ = await _grade("pairwise", built["pairwise"], dev,
                                       out / "results_dev_pairwise.jsonl", concurrency,
@@ -278,7 +289,8 @@ async def arun_preference(
             diffs = [r.score if _verdict(r) is not None else None for r in dev_res]
             pair_margin = {"margin": fit_margin(diffs, [r.preference for r in dev],
                                                 metric=margin_metric),
-                           "how": f"fitted on {len(dev)} dev rows (max {margin_metric})"}
+                           "how": _fitted_how(diffs, margin_metric),
+                           "dev_failed": diffs.count(None)}
         served = getattr(judge_model, "base_url", None)
     if fitted["margin"] is None:
         fitted = {"margin": 0.0, "how": "0 (no dev rows, none given): only equal scores tie"}

@@ -189,3 +189,20 @@ def test_bench_preference_on_shipped_pandalm_and_hhh(vllm_server: Any, tmp_path:
         assert graded == [0, 0]
     hhh_report = json.loads((tmp_path / "hhh" / "report.json").read_text())
     assert set(hhh_report["data"]["groups"]) <= {"harmless", "helpful", "honest", "other"}
+
+
+def test_bench_preference_says_when_the_tie_margin_was_fitted_on_failed_dev_rows(
+        tmp_path: Path) -> None:
+    # a dead server (nothing listens on port 9): every dev row fails, so the "fitted" margin is
+    # no fit; the report must say so (it read "fitted on N dev rows" and looked like a real fit)
+    data = tmp_path / "p.parquet"
+    write_pairwise(_pandalm(6), data)
+    out = tmp_path / "bench"
+    cmd = [sys.executable, "-m", "judgeforge.cli.main", "bench", "preference", "--data", str(data),
+           "--model", "http://127.0.0.1:9/v1", "--model-name", "dead", "--out", str(out),
+           "--limit", "2", "--dev-limit", "2", "--graders", "pointwise", "--bootstrap", "0",
+           "--timeout", "1", "--no-plots", "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    md = (out / "report.md").read_text()
+    assert "2 of them FAILED" in md and "rerun to regrade them" in md, md[:2000]
