@@ -146,15 +146,20 @@ def _graders(spec: JudgeSpec, model: Any, mode: str, both_orders: bool,
             "pairwise": pairwise}
 
 
-def _fitted_how(diffs: Sequence[float | None], metric: str) -> str:
-    """How a tie margin was fitted, saying how many dev rows failed: a margin fitted on failed
-    rows (a dead server) is no fit, and the report must not read as if it were."""
-    failed = sum(d is None for d in diffs)
+def _fit_on_dev(dev_results: Sequence[Any], dev: Sequence[Any], metric: str) -> dict[str, Any]:
+    """A tie margin fitted on the dev rows' results (score = the judge's difference), and how:
+    the count of dev rows that failed is part of it, since a margin fitted on failed rows (a
+    dead server) is no fit and the report must not read as if it were."""
+    from judgeforge.graders.pairwise import fit_margin
+
+    diffs = [r.score if _verdict(r) is not None else None for r in dev_results]
+    failed = diffs.count(None)
     how = f"fitted on {len(diffs)} dev rows (max {metric})"
     if failed:
         how += (f"; {failed} of them FAILED (no score) and count as wrong for every margin: "
                 "rerun to regrade them")
-    return how
+    return {"margin": fit_margin(diffs, [r.preference for r in dev], metric=metric),
+            "how": how, "dev_rows": len(dev), "dev_failed": failed}
 
 
 async def _grade(name: str, grader: Any, rows: Sequence[Any], path: Path, concurrency: int,
@@ -236,7 +241,7 @@ async def arun_preference(
     """Grade ``data`` with ``model`` (pointwise-derived and pairwise verdicts) and write the
     report (see the module docstring). Returns the report dict (also ``report.json``)."""
     from judgeforge.data.pairwise import read_pairwise
-    from judgeforge.graders.pairwise import fit_margin, preference_from_diff
+    from judgeforge.graders.pairwise import preference_from_diff
     from judgeforge.graders.results import to_dict
     from judgeforge.metrics import preference_difference
 
@@ -278,19 +283,12 @@ async def arun_preference(
         if "pointwise" in graders and margin is None and dev:
             dev_res, _ = await _grade("pointwise", built["pointwise"], dev,
                                       out / "results_dev.jsonl", concurrency, show_progress)
-            diffs = [r.score if _verdict(r) is not None else None for r in dev_res]
-            chosen = fit_margin(diffs, [r.preference for r in dev], metric=margin_metric)
-            fitted = {"margin": chosen, "how": _fitted_how(diffs, margin_metric),
-                      "dev_rows": len(dev), "dev_failed": diffs.count(None)}
+            fitted = _fit_on_dev(dev_res, dev, margin_metric)
         if "pairwise" in graders and dev:
             dev_res, _ = await _grade("pairwise", built["pairwise"], dev,
                                       out / "results_dev_pairwise.jsonl", concurrency,
                                       show_progress)
-            diffs = [r.score if _verdict(r) is not None else None for r in dev_res]
-            pair_margin = {"margin": fit_margin(diffs, [r.preference for r in dev],
-                                                metric=margin_metric),
-                           "how": _fitted_how(diffs, margin_metric),
-                           "dev_failed": diffs.count(None)}
+            pair_margin = _fit_on_dev(dev_res, dev, margin_metric)
         served = getattr(judge_model, "base_url", None)
     if fitted["margin"] is None:
         fitted = {"margin": 0.0, "how": "0 (no dev rows, none given): only equal scores tie"}

@@ -108,10 +108,10 @@ class PointwisePreferenceGrader(BaseGrader):
                          response_b: Any = None, *, rubric: str | None = None,
                          reference: str | None = None, **_: Any) -> GraderResult:
         started = time.perf_counter()
-        missing = pair_input_problem(self.name, query, response_a, response_b, rubric,
+        problem = pair_input_problem(self.name, query, response_a, response_b, rubric,
                                      reference)
-        if missing is not None:
-            return missing
+        if problem is not None:
+            return problem
         common = {"query": query, "rubric": rubric, "reference": reference}
         ra, rb = await asyncio.gather(self.pointwise.aevaluate(response=response_a, **common),
                                       self.pointwise.aevaluate(response=response_b, **common))

@@ -254,10 +254,10 @@ class PairwiseGrader(BaseGrader):
                          response_b: Any = None, *, rubric: str | None = None,
                          reference: str | None = None, **_: Any) -> GraderResult:
         started = time.perf_counter()
-        missing = pair_input_problem(self.name, query, response_a, response_b, rubric,
+        problem = pair_input_problem(self.name, query, response_a, response_b, rubric,
                                      reference)
-        if missing is not None:
-            return missing
+        if problem is not None:
+            return problem
         try:
             return await self._compare(query, response_a, response_b, rubric,
                                        reference, started)
